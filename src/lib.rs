@@ -1,0 +1,19 @@
+//! Lintel: a small, fast Kubernetes ingress reverse proxy.
+//!
+//! The flow, one module per stage: `source` (manifests directory or Kubernetes API) →
+//! `compile` (pure: objects to a routing table) → `table` (immutable, swapped atomically) →
+//! `proxy` (the data path) → `upstream` (endpoints and their pools). `control` drives the
+//! rebuilds, `admin` serves the operator endpoints, `run` wires it all together.
+
+pub mod admin;
+pub mod compile;
+pub mod config;
+pub mod control;
+pub mod diagnostic;
+pub mod live;
+pub mod proxy;
+pub mod report;
+pub mod run;
+pub mod source;
+pub mod table;
+pub mod upstream;

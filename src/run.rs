@@ -1,0 +1,107 @@
+//! Wiring: binds the listeners, loads the first table, and starts the source, the control
+//! loop, the proxy and the admin server. `main` and the end-to-end tests both start here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState};
+use crate::config::Config;
+use crate::control::Control;
+use crate::live::{Live, SharedLive};
+use crate::proxy::{Proxy, listener};
+use crate::source::manifests::{self, ManifestDir};
+use crate::upstream::Upstreams;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("manifests directory {0}: not a readable directory")]
+    Manifests(PathBuf),
+    #[error("no source: pass --manifests DIR (the Kubernetes API source is not available in this build)")]
+    NoSource,
+    #[error("startup task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// How often the manifests directory is rescanned even without a change event.
+const RESCAN: Duration = Duration::from_secs(5);
+/// Change events closer together than this become one rebuild.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// A running proxy.
+pub struct Running {
+    pub http_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub live: SharedLive,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Starts shutting down: readiness turns false, listeners close, requests finish.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until everything has stopped.
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { what, addr, source })
+}
+
+pub async fn start(config: &Config) -> Result<Running, StartError> {
+    let http = bind("http", config.http_addr).await?;
+    let admin = bind("admin", config.admin_addr).await?;
+    let http_addr =
+        http.local_addr().map_err(|source| StartError::Bind { what: "http", addr: config.http_addr, source })?;
+    let admin_addr =
+        admin.local_addr().map_err(|source| StartError::Bind { what: "admin", addr: config.admin_addr, source })?;
+
+    let shutdown = CancellationToken::new();
+    let live: SharedLive = Arc::new(ArcSwap::from_pointee(Live::default()));
+    let ready = Arc::new(AtomicBool::new(false));
+    let control = Control {
+        live: live.clone(),
+        upstreams: Arc::new(Upstreams::new(config.upstream_settings())),
+        options: config.compile_options(),
+        ready: ready.clone(),
+    };
+    let mut tasks = JoinSet::new();
+
+    let dir = config.manifests.clone().ok_or(StartError::NoSource)?;
+    if !dir.is_dir() {
+        return Err(StartError::Manifests(dir));
+    }
+    let mut manifest_dir = ManifestDir::new(dir);
+    let (manifest_dir, first) = tokio::task::spawn_blocking(move || {
+        let first = manifest_dir.scan().unwrap_or_default();
+        (manifest_dir, first)
+    })
+    .await?;
+    let first = Arc::new(first);
+    control.apply(&first);
+    let (tx, rx) = watch::channel(first);
+    tasks.spawn(manifests::watch(manifest_dir, tx, DEBOUNCE, RESCAN, shutdown.clone()));
+    tasks.spawn(control.run(rx, shutdown.clone()));
+
+    let proxy = Arc::new(Proxy::new(live.clone(), config.proxy_settings()));
+    tasks.spawn(listener::serve(http, proxy, "http", config.listener_settings(), shutdown.clone()));
+    let admin_state = AdminState { live: live.clone(), ready, draining: shutdown.clone() };
+    tasks.spawn(admin::serve(admin, admin_state, shutdown.clone()));
+    tracing::info!(%http_addr, %admin_addr, "lintel is serving");
+    Ok(Running { http_addr, admin_addr, live, shutdown, tasks })
+}

@@ -1,0 +1,77 @@
+//! Host names: validating rule hosts from Ingresses and normalising request hosts, so that
+//! matching is a plain hash lookup.
+
+use std::borrow::Cow;
+
+use super::HostKey;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    #[error("host {0:?} is not a valid DNS name")]
+    Invalid(String),
+    #[error("host {0:?} has a wildcard that is not a single leading `*.` label")]
+    BadWildcard(String),
+    #[error("host {0:?} is an IP address; Ingress hosts must be DNS names")]
+    IpAddress(String),
+}
+
+/// Parses the `host` of an Ingress rule. Upper case is folded (the API server would refuse it;
+/// a manifests directory may not).
+pub fn validate_rule_host(host: &str) -> Result<HostKey, HostError> {
+    let lower = host.to_ascii_lowercase();
+    let (wildcard, name) = match lower.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, lower.as_str()),
+    };
+    if name.contains('*') {
+        return Err(HostError::BadWildcard(host.to_owned()));
+    }
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Err(HostError::IpAddress(host.to_owned()));
+    }
+    let valid_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(valid_label) {
+        return Err(HostError::Invalid(host.to_owned()));
+    }
+    Ok(if wildcard { HostKey::Wildcard(name.to_owned()) } else { HostKey::Exact(lower) })
+}
+
+/// Turns a `Host` header or `:authority` into the form rules are stored in: port removed,
+/// lower case, one trailing dot removed. Returns `None` for a value that cannot be a host.
+/// Borrows when nothing needs changing (the common case), so lookups do not allocate.
+pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
+    let host = if raw.starts_with('[') {
+        // IPv6 literal: keep the brackets, drop a port after them.
+        let end = raw.find(']')?;
+        let rest = &raw[end + 1..];
+        if !(rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port)) {
+            return None;
+        }
+        &raw[..=end]
+    } else {
+        match raw.rsplit_once(':') {
+            Some((h, port)) if is_port(port) => h,
+            Some(_) => return None,
+            None => raw,
+        }
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() || host.bytes().any(|b| b <= b' ' || b == b'/' || b == b'@' || b >= 0x7f) {
+        return None;
+    }
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(Cow::Owned(host.to_ascii_lowercase()))
+    } else {
+        Some(Cow::Borrowed(host))
+    }
+}
+
+fn is_port(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
+}

@@ -1,0 +1,92 @@
+//! Path rules and matching within one host, per the Ingress spec: `Exact` compares the whole
+//! path, `Prefix` compares whole `/`-separated elements. Longest match wins; on a tie Exact
+//! beats Prefix. Lookups cost one hash probe per path element, whatever the number of routes.
+
+use std::collections::hash_map::Entry;
+
+use super::{Route, VirtualHost};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum PathKind {
+    Exact,
+    Prefix,
+}
+
+/// A path as written in an Ingress, and the key it is matched by.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PathRule {
+    /// Normalised: for Prefix, no trailing `/` (the root prefix is empty).
+    key: Box<str>,
+    kind: PathKind,
+    written: Box<str>,
+}
+
+impl PathRule {
+    /// `path` must start with `/` (compile checks that). A Prefix `/foo/` is the same rule as
+    /// `/foo`: element-wise they match the same requests.
+    pub fn new(written: &str, kind: PathKind) -> Self {
+        let key = match kind {
+            PathKind::Exact => written,
+            PathKind::Prefix => written.trim_end_matches('/'),
+        };
+        Self { key: key.into(), kind, written: written.into() }
+    }
+
+    /// A Prefix rule whose display differs from its match key (ALB-style `/foo/*`).
+    pub fn prefix_written_as(prefix: &str, written: &str) -> Self {
+        Self { written: written.into(), ..Self::new(prefix, PathKind::Prefix) }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.written
+    }
+
+    pub fn kind(&self) -> PathKind {
+        self.kind
+    }
+
+    /// Whether this rule matches `path` (the slow, obvious way; lookups use the hash maps).
+    pub fn matches(&self, path: &str) -> bool {
+        match self.kind {
+            PathKind::Exact => path == &*self.key,
+            PathKind::Prefix => match path.strip_prefix(&*self.key) {
+                Some(rest) => rest.is_empty() || rest.starts_with('/'),
+                None => false,
+            },
+        }
+    }
+}
+
+impl VirtualHost {
+    pub(super) fn insert(&mut self, route: Route) -> Result<(), &Route> {
+        let map = match route.rule.kind {
+            PathKind::Exact => &mut self.exact,
+            PathKind::Prefix => &mut self.prefix,
+        };
+        match map.entry(route.rule.key.clone()) {
+            Entry::Occupied(existing) => Err(existing.into_mut()),
+            Entry::Vacant(slot) => {
+                slot.insert(route);
+                Ok(())
+            }
+        }
+    }
+
+    /// The best route for `path`: an Exact match is always the longest possible match, so it
+    /// is tried first; then each element prefix of the path, longest first.
+    pub fn find(&self, path: &str) -> Option<&Route> {
+        if let Some(route) = self.exact.get(path) {
+            return Some(route);
+        }
+        if self.prefix.is_empty() {
+            return None;
+        }
+        if !path.ends_with('/')
+            && let Some(route) = self.prefix.get(path)
+        {
+            return Some(route);
+        }
+        // Each `/` ends a candidate prefix; the one at index 0 gives the root prefix "".
+        path.rmatch_indices('/').find_map(|(i, _)| self.prefix.get(&path[..i]))
+    }
+}
