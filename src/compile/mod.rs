@@ -74,7 +74,7 @@ fn add_ingress(
     let meta = &ingress.metadata;
     let namespace = meta.namespace.as_deref().unwrap_or("default");
     let subject = Subject::object("Ingress", namespace, meta.name.as_deref().unwrap_or_default());
-    annotations::check(meta.annotations.as_ref(), &subject, diagnostics);
+    let policy = Arc::new(annotations::policy(meta.annotations.as_ref(), &subject, diagnostics));
     let Some(spec) = &ingress.spec else {
         diagnostics.push(Diagnostic::warning(subject, "spec", "Ingress has no spec; nothing to serve"));
         return;
@@ -98,7 +98,12 @@ fn add_ingress(
     if let Some(default) = &spec.default_backend
         && let Some(idx) = resolve(default, "spec.defaultBackend", diagnostics, builder)
     {
-        let route = Route { backend: idx, ingress: name.clone(), rule: PathRule::new("/", PathKind::Prefix) };
+        let route = Route {
+            backend: idx,
+            ingress: name.clone(),
+            rule: PathRule::new("/", PathKind::Prefix),
+            policy: policy.clone(),
+        };
         if let Err(winner) = builder.set_default_backend(route) {
             let msg = format!("ignored: the default backend comes from the older Ingress {}", winner.ingress);
             diagnostics.push(Diagnostic::warning(subject.clone(), "spec.defaultBackend", msg));
@@ -125,7 +130,7 @@ fn add_ingress(
             let field = format!("spec.rules[{i}].http.paths[{j}]");
             let Some(rule) = path_rule(path, &subject, &field, diagnostics) else { continue };
             let Some(idx) = resolve(&path.backend, &format!("{field}.backend"), diagnostics, builder) else { continue };
-            let route = Route { backend: idx, ingress: name.clone(), rule };
+            let route = Route { backend: idx, ingress: name.clone(), rule, policy: policy.clone() };
             let shown = (route.rule.path().to_owned(), route.rule.kind());
             if let Err(winner) = builder.add_route(&host, route) {
                 let msg = format!(

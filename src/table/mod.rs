@@ -44,7 +44,14 @@ pub struct Route {
     pub ingress: Arc<str>,
     /// The path as written in the Ingress (for display), and how it matches.
     pub rule: PathRule,
+    /// What the owning Ingress's annotations ask for, shared by all its routes.
+    pub policy: Arc<Policy>,
 }
+
+/// Per-Ingress behaviour parsed from annotations in `compile`; the data path only reads it.
+/// Each feature adds its own typed field here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Policy {}
 
 /// A Service port as named by an Ingress backend.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
