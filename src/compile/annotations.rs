@@ -13,7 +13,14 @@ const PREFIXES: [&str; 3] = ["lintel.dev/", "nginx.ingress.kubernetes.io/", "alb
 
 /// Annotations that Lintel understands. Each feature adds its keys here and parses them in
 /// [`policy`].
-const KNOWN: &[&str] = &[];
+const KNOWN: &[&str] = &[
+    super::ssl::SSL_REDIRECT,
+    super::ssl::NGINX_SSL_REDIRECT,
+    super::ssl::FORCE_SSL_REDIRECT,
+    super::ssl::NGINX_FORCE_SSL_REDIRECT,
+    super::ssl::ALB_SSL_REDIRECT,
+    super::ssl::HSTS,
+];
 
 /// Parses the annotations of one Ingress into its policy.
 pub(super) fn policy(
@@ -21,7 +28,10 @@ pub(super) fn policy(
     subject: &Subject,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Policy {
-    let policy = Policy::default();
+    let mut policy = Policy::default();
+    if let Some(annotations) = annotations {
+        super::ssl::parse(annotations, &mut policy, subject, diagnostics);
+    }
     for key in annotations.into_iter().flat_map(|a| a.keys()) {
         if PREFIXES.iter().any(|p| key.starts_with(p)) && !KNOWN.contains(&key.as_str()) {
             let msg = format!("annotation {key} is not supported by Lintel and has no effect");

@@ -31,9 +31,7 @@ pub async fn serve(
     settings: ListenerSettings,
     shutdown: CancellationToken,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(settings.header_timeout).keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    let builder = http_builder(&settings);
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -69,7 +67,15 @@ pub async fn serve(
     }
 }
 
+/// hyper's HTTP/1.1 + HTTP/2 server as every traffic listener (plain or TLS) uses it.
+pub fn http_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(settings.header_timeout).keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    builder
+}
+
 /// The peer address, with IPv4-mapped IPv6 addresses shown as IPv4.
-fn client_address(peer: SocketAddr) -> std::net::IpAddr {
+pub fn client_address(peer: SocketAddr) -> std::net::IpAddr {
     peer.ip().to_canonical()
 }

@@ -6,6 +6,7 @@ pub mod body;
 pub mod error;
 mod forward;
 pub mod listener;
+mod redirect;
 
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ use crate::table::normalize_host;
 pub struct ProxySettings {
     /// Time from sending the request to the upstream's response header.
     pub response_timeout: Duration,
+    /// The port written in redirects to HTTPS; 443 is left out of the URL.
+    pub https_redirect_port: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -52,11 +55,20 @@ impl Proxy {
 
     async fn forward(&self, req: Request<Incoming>, client: ClientSide) -> Result<Response<ProxyBody>, ProxyError> {
         let host = request_host(&req).ok_or(ProxyError::BadHost)?;
-        let group = {
+        let (group, hsts) = {
             let live = self.live.load();
             let name = host.to_str().ok().and_then(normalize_host).ok_or(ProxyError::BadHost)?;
-            let route = live.compiled.table.find(&name, req.uri().path()).ok_or(ProxyError::NoRoute)?;
-            live.groups.get(route.backend).cloned().ok_or(ProxyError::NoRoute)?
+            let table = &live.compiled.table;
+            let route = table.find(&name, req.uri().path());
+            if client.scheme == "http"
+                && let Some(to_https) =
+                    redirect::to_https(table, &name, route, req.uri(), self.settings.https_redirect_port)
+            {
+                return Ok(to_https);
+            }
+            let route = route.ok_or(ProxyError::NoRoute)?;
+            let hsts = if client.scheme == "https" { route.policy.hsts.clone() } else { None };
+            (live.groups.get(route.backend).cloned().ok_or(ProxyError::NoRoute)?, hsts)
         };
         let Some(endpoint) = group.pick() else {
             return Err(match &group.unresolved {
@@ -69,7 +81,9 @@ impl Proxy {
             .await
             .map_err(|_| ProxyError::ResponseTimeout)?
             .map_err(ProxyError::from_client)?;
-        Ok(forward::client_response(response.map(ProxyBody::Upstream)))
+        let mut response = forward::client_response(response.map(ProxyBody::Upstream));
+        redirect::add_hsts(&mut response, hsts.as_ref());
+        Ok(response)
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod host;
 mod path;
+mod tls;
 #[cfg(test)]
 mod tests;
 
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 pub use host::{HostError, normalize_host, validate_rule_host};
 pub use path::{PathKind, PathRule};
+pub use tls::{Cert, SslRedirect, TlsHost, TlsHosts, TlsListing};
 
 /// Index of a [`Backend`] in [`RouteTable::backends`].
 pub type BackendIdx = usize;
@@ -26,6 +28,8 @@ pub struct RouteTable {
     any_host: Option<VirtualHost>,
     default_backend: Option<Route>,
     backends: Vec<Backend>,
+    /// Hosts with TLS and their certificates.
+    tls: TlsHosts,
 }
 
 /// The paths of one host.
@@ -51,7 +55,12 @@ pub struct Route {
 /// Per-Ingress behaviour parsed from annotations in `compile`; the data path only reads it.
 /// Each feature adds its own typed field here.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Policy {}
+pub struct Policy {
+    /// Whether plain-HTTP requests are redirected to HTTPS.
+    pub ssl_redirect: SslRedirect,
+    /// `Strict-Transport-Security` value for HTTPS responses (`lintel.dev/hsts`).
+    pub hsts: Option<http::HeaderValue>,
+}
 
 /// A Service port as named by an Ingress backend.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -142,6 +151,11 @@ impl RouteTable {
         self.default_backend.as_ref()
     }
 
+    /// Hosts with TLS and their certificates.
+    pub fn tls(&self) -> &TlsHosts {
+        &self.tls
+    }
+
     /// Number of host+path routes (the default backend not counted).
     pub fn route_count(&self) -> usize {
         self.virtual_hosts().map(|(_, v)| v.exact.len() + v.prefix.len()).sum()
@@ -228,6 +242,10 @@ impl TableBuilder {
                 Ok(())
             }
         }
+    }
+
+    pub fn tls_mut(&mut self) -> &mut TlsHosts {
+        &mut self.table.tls
     }
 
     pub fn build(self) -> RouteTable {
