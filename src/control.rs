@@ -2,8 +2,8 @@
 //! swaps the result in atomically. Skips the swap when nothing changed.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -50,7 +50,13 @@ impl Control {
         let tls_hosts = compiled.table.tls().len();
         self.live.store(Arc::new(Live { compiled, groups }));
         self.ready.store(true, Ordering::Release);
-        tracing::info!(routes, ingresses, tls_hosts, took_ms = started.elapsed().as_secs_f64() * 1e3, "route table swapped");
+        tracing::info!(
+            routes,
+            ingresses,
+            tls_hosts,
+            took_ms = started.elapsed().as_secs_f64() * 1e3,
+            "route table swapped"
+        );
         true
     }
 

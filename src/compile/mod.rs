@@ -8,9 +8,9 @@ mod annotations;
 mod backend;
 mod class;
 mod ssl;
-mod tls;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::sync::Arc;
 
@@ -18,8 +18,8 @@ use k8s_openapi::api::networking::v1::{HTTPIngressPath, Ingress};
 
 use crate::diagnostic::{Diagnostic, Subject};
 use crate::source::Snapshot;
-use crate::tls::cache::KeyCache;
 use crate::table::{HostKey, PathKind, PathRule, Route, RouteTable, TableBuilder, validate_rule_host};
+use crate::tls::cache::KeyCache;
 
 pub use tls::SecretRef;
 
@@ -36,7 +36,9 @@ pub struct CompileOptions {
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        Self { ingress_class: "lintel".to_owned(), controller_name: "lintel.dev/ingress-controller".to_owned(),
+        Self {
+            ingress_class: "lintel".to_owned(),
+            controller_name: "lintel.dev/ingress-controller".to_owned(),
             default_certificate: None,
         }
     }

@@ -100,7 +100,9 @@ pub(super) fn parse_hsts(value: &str) -> Result<HeaderValue, String> {
             }
             ("includesubdomains", None) => std::mem::replace(&mut include_subdomains, true),
             ("preload", None) => std::mem::replace(&mut preload, true),
-            _ => return Err(format!("unknown directive {directive:?} (expected max-age=N, includeSubDomains, preload)")),
+            _ => {
+                return Err(format!("unknown directive {directive:?} (expected max-age=N, includeSubDomains, preload)"));
+            }
         };
         if seen {
             return Err(format!("directive {name} is given twice"));

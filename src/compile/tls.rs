@@ -212,3 +212,6 @@ fn host_name(key: &HostKey) -> String {
         HostKey::Any => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests;

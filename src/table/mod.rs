@@ -3,9 +3,9 @@
 
 mod host;
 mod path;
-mod tls;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::collections::HashMap;
 use std::fmt;

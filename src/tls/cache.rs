@@ -79,7 +79,7 @@ mod tests {
         assert_ne!(fa, fb);
         cache.sweep();
         assert_eq!(cache.len(), 2);
-        cache.load(b"not a cert", b"a");
+        let _ = cache.load(b"not a cert", b"a");
         cache.sweep();
         assert_eq!(cache.len(), 1);
     }

@@ -87,9 +87,18 @@ mod tests {
     #[test]
     fn pkcs1_and_sec1_keys_load() {
         let fixtures = [
-            (include_str!("../../tests/fixtures/tls/rsa2048.pkcs8.pem"), include_str!("../../tests/fixtures/tls/rsa2048.pkcs1.pem")),
-            (include_str!("../../tests/fixtures/tls/p256.pkcs8.pem"), include_str!("../../tests/fixtures/tls/p256.sec1.pem")),
-            (include_str!("../../tests/fixtures/tls/p384.pkcs8.pem"), include_str!("../../tests/fixtures/tls/p384.sec1.pem")),
+            (
+                include_str!("../../tests/fixtures/tls/rsa2048.pkcs8.pem"),
+                include_str!("../../tests/fixtures/tls/rsa2048.pkcs1.pem"),
+            ),
+            (
+                include_str!("../../tests/fixtures/tls/p256.pkcs8.pem"),
+                include_str!("../../tests/fixtures/tls/p256.sec1.pem"),
+            ),
+            (
+                include_str!("../../tests/fixtures/tls/p384.pkcs8.pem"),
+                include_str!("../../tests/fixtures/tls/p384.sec1.pem"),
+            ),
         ];
         for (pkcs8, other_form) in fixtures {
             let key = KeyPair::from_pem(pkcs8).unwrap();
