@@ -101,7 +101,9 @@ pub(super) fn parse_hsts(value: &str) -> Result<HeaderValue, String> {
             ("includesubdomains", None) => std::mem::replace(&mut include_subdomains, true),
             ("preload", None) => std::mem::replace(&mut preload, true),
             _ => {
-                return Err(format!("unknown directive {directive:?} (expected max-age=N, includeSubDomains, preload)"));
+                return Err(format!(
+                    "unknown directive {directive:?} (expected max-age=N, includeSubDomains, preload)"
+                ));
             }
         };
         if seen {
