@@ -220,10 +220,13 @@ fn parse_file(path: &Path, text: &str) -> Result<Parsed, (Option<usize>, String)
         docs.push((1, value));
     } else {
         for (start_line, doc) in split_yaml_documents(text) {
-            let value: Value = match serde_norway::from_str(doc) {
+            // Padding with the lines before the document makes the parser's own positions,
+            // also those inside its message, count from the top of the file.
+            let padded = format!("{}{doc}", "\n".repeat(start_line - 1));
+            let value: Value = match serde_norway::from_str(&padded) {
                 Ok(v) => v,
                 Err(e) => {
-                    let line = e.location().map(|l| start_line + l.line() - 1).unwrap_or(start_line);
+                    let line = e.location().map_or(start_line, |l| l.line());
                     return Err((Some(line), format!("invalid YAML: {e}")));
                 }
             };
@@ -312,6 +315,28 @@ fn default_namespace(object: &mut Object) {
         Object::IngressClass(_) => return,
     };
     meta.namespace.get_or_insert_with(|| "default".to_owned());
+}
+
+/// Parses manifests held in memory as if they were one YAML file named `name`: for tests,
+/// benches and tools that build manifests on the fly.
+pub fn load_str(name: &str, text: &str) -> Loaded {
+    let mut loaded = Loaded::default();
+    match parse_file(Path::new(name), text) {
+        Ok((objects, problems)) => {
+            for (mut object, _) in objects {
+                default_namespace(&mut object);
+                push_object(&mut loaded.snapshot, object);
+            }
+            for (line, msg) in problems {
+                let subject = Subject::File { path: name.to_owned(), line: Some(line) };
+                loaded.diagnostics.push(Diagnostic::error(subject, "", msg));
+            }
+        }
+        Err((line, msg)) => {
+            loaded.diagnostics.push(Diagnostic::error(Subject::File { path: name.to_owned(), line }, "", msg));
+        }
+    }
+    loaded
 }
 
 /// Watches the directory and publishes a new [`Loaded`] whenever its contents change.
