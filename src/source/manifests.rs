@@ -50,6 +50,14 @@ struct Stamp {
     modified: Option<SystemTime>,
 }
 
+impl Stamp {
+    /// A file changed in the last second may change again within the same coarse file-system
+    /// clock tick with the same length, which its stamp cannot show: such files are re-read.
+    fn is_recent(&self) -> bool {
+        self.modified.and_then(|m| m.elapsed().ok()).is_none_or(|age| age < Duration::from_secs(1))
+    }
+}
+
 #[derive(Debug)]
 struct CachedFile {
     stamp: Stamp,
@@ -98,12 +106,14 @@ impl ManifestDir {
         self.files.retain(|p, _| wanted.contains(p));
         changed |= self.files.len() != before;
         for (path, stamp) in &paths {
-            if self.files.get(path).is_some_and(|f| f.stamp == *stamp) {
+            if self.files.get(path).is_some_and(|f| f.stamp == *stamp && !stamp.is_recent()) {
                 continue;
             }
-            changed = true;
             let previous = self.files.remove(path);
+            let before = previous.as_ref().map(|f| (f.objects.clone(), f.diagnostics.clone()));
             let read = self.read_file(path, *stamp, previous);
+            changed |=
+                before.is_none_or(|(objects, diagnostics)| objects != read.objects || diagnostics != read.diagnostics);
             self.files.insert(path.clone(), read);
         }
         self.scanned_once = true;
@@ -341,34 +351,44 @@ pub fn load_str(name: &str, text: &str) -> Loaded {
 
 /// Watches the directory and publishes a new [`Loaded`] whenever its contents change.
 /// Events are coalesced (`debounce`); a periodic rescan catches anything the OS did not report.
-pub async fn watch(
+///
+/// The OS watch is registered before this returns, so no change made after the call is missed
+/// even if the returned future is polled later; the first poll rescans once to cover changes
+/// made between the caller's first scan and the registration.
+pub fn watch(
     mut dir: ManifestDir,
     tx: watch::Sender<Arc<Loaded>>,
     debounce: Duration,
     rescan: Duration,
     shutdown: CancellationToken,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let wake = Arc::new(Notify::new());
-    let _watcher = start_watcher(dir.root(), wake.clone());
-    loop {
-        tokio::select! {
-            () = wake.notified() => tokio::time::sleep(debounce).await,
-            () = tokio::time::sleep(rescan) => {}
-            () = shutdown.cancelled() => return,
-        }
-        let scanned = tokio::task::spawn_blocking(move || {
-            let loaded = dir.scan();
-            (dir, loaded)
-        })
-        .await;
-        let Ok((back, loaded)) = scanned else {
-            tracing::error!("manifests scan task failed; stopping the watcher");
-            return;
-        };
-        dir = back;
-        if let Some(loaded) = loaded {
-            tracing::info!(dir = %dir.root().display(), "manifests changed");
-            tx.send_replace(Arc::new(loaded));
+    let watcher = start_watcher(dir.root(), wake.clone());
+    // Without OS events, rescanning often is all that keeps changes live within a second.
+    let rescan = if watcher.is_some() { rescan } else { rescan.min(Duration::from_secs(1)) };
+    wake.notify_one();
+    async move {
+        let _watcher = watcher;
+        loop {
+            tokio::select! {
+                () = wake.notified() => tokio::time::sleep(debounce).await,
+                () = tokio::time::sleep(rescan) => {}
+                () = shutdown.cancelled() => return,
+            }
+            let scanned = tokio::task::spawn_blocking(move || {
+                let loaded = dir.scan();
+                (dir, loaded)
+            })
+            .await;
+            let Ok((back, loaded)) = scanned else {
+                tracing::error!("manifests scan task failed; stopping the watcher");
+                return;
+            };
+            dir = back;
+            if let Some(loaded) = loaded {
+                tracing::info!(dir = %dir.root().display(), "manifests changed");
+                tx.send_replace(Arc::new(loaded));
+            }
         }
     }
 }
