@@ -125,6 +125,29 @@ impl SourceFilter {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for CidrList {
+    /// From `"10.0.0.0/8, fd00::/8"` or `["10.0.0.0/8", "fd00::/8"]`.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            One(String),
+            Many(Vec<String>),
+        }
+        let text = match Form::deserialize(deserializer)? {
+            Form::One(s) => s,
+            Form::Many(v) => v.join(","),
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for CidrList {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(ToString::to_string))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -200,28 +223,5 @@ mod tests {
             let mapped = std::net::Ipv4Addr::from(b).to_ipv6_mapped();
             prop_assert_eq!(net.contains(IpAddr::from(mapped)), a & mask == b & mask);
         }
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for CidrList {
-    /// From `"10.0.0.0/8, fd00::/8"` or `["10.0.0.0/8", "fd00::/8"]`.
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(serde::Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            One(String),
-            Many(Vec<String>),
-        }
-        let text = match Form::deserialize(deserializer)? {
-            Form::One(s) => s,
-            Form::Many(v) => v.join(","),
-        };
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl serde::Serialize for CidrList {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(ToString::to_string))
     }
 }
