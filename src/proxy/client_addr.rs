@@ -79,6 +79,7 @@ const V2_SIGNATURE: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
 const V1_PREFIX: &[u8] = b"PROXY ";
 /// v1 headers are at most 107 bytes; v2 ones carry TLVs, an NLB's are small.
 const MAX_HEADER: usize = 4096;
+const V1_MAX: usize = 107;
 
 /// Reads the PROXY header the settings call for, and returns the stream (with any bytes read
 /// past the header put back in front) and the client address the header declares.
@@ -151,6 +152,12 @@ fn parse(data: &[u8]) -> Result<Parsed, ProxyHeaderError> {
     }
     let header = HeaderResult::parse(data);
     if header.is_incomplete() {
+        // A v1 header is one line of at most 107 bytes: once the line has ended (or cannot
+        // end in time), more bytes will not make it valid.
+        let line_done = data.iter().take(V1_MAX).any(|&b| b == b'\n') || data.len() > V1_MAX;
+        if may_be_v1 && line_done {
+            return Err(ProxyHeaderError::Invalid);
+        }
         return Ok(Parsed::Incomplete);
     }
     match header {
