@@ -75,9 +75,14 @@ async fn ipv6_clients_are_matched_against_ipv6_ranges() {
         eprintln!("skipped: no IPv6 loopback on this machine");
         return;
     }
-    let s = site(&[("alb.ingress.kubernetes.io/inbound-cidrs", "::1/128")], |c| c.http_addr = "[::1]:0".parse().unwrap()).await;
+    let s =
+        site(&[("alb.ingress.kubernetes.io/inbound-cidrs", "::1/128")], |c| c.http_addr = "[::1]:0".parse().unwrap())
+            .await;
     assert_eq!(status_of(&raw(s.proxy.http_addr, None, GET).await), 200);
-    let s = site(&[("alb.ingress.kubernetes.io/inbound-cidrs", "127.0.0.0/8, fd00::/8")], |c| c.http_addr = "[::1]:0".parse().unwrap()).await;
+    let s = site(&[("alb.ingress.kubernetes.io/inbound-cidrs", "127.0.0.0/8, fd00::/8")], |c| {
+        c.http_addr = "[::1]:0".parse().unwrap()
+    })
+    .await;
     assert_eq!(status_of(&raw(s.proxy.http_addr, None, GET).await), 403);
 }
 
@@ -94,7 +99,8 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_is_not_believed() {
 
 #[tokio::test]
 async fn trusted_proxies_hand_over_the_rightmost_untrusted_hop() {
-    let trust = |c: &mut lintel::config::Config| c.client_address.trusted_proxies = Some("127.0.0.0/8".parse().unwrap());
+    let trust =
+        |c: &mut lintel::config::Config| c.client_address.trusted_proxies = Some("127.0.0.0/8".parse().unwrap());
     let s = site(&[("lintel.dev/allow-source-cidrs", "10.0.0.0/8")], trust).await;
     let answer = raw(s.proxy.http_addr, None, &get_with("X-Forwarded-For: 6.6.6.6, 10.1.1.1, 127.0.0.5\r\n")).await;
     assert_eq!(status_of(&answer), 200, "{answer}");
@@ -105,10 +111,15 @@ async fn trusted_proxies_hand_over_the_rightmost_untrusted_hop() {
 }
 
 fn v2_header(source: &str) -> Vec<u8> {
-    let addresses = ppp::v2::IPv4::new(source.parse::<std::net::Ipv4Addr>().unwrap(), std::net::Ipv4Addr::LOCALHOST, 40000, 80);
-    ppp::v2::Builder::with_addresses(ppp::v2::Version::Two | ppp::v2::Command::Proxy, ppp::v2::Protocol::Stream, addresses)
-        .build()
-        .unwrap()
+    let addresses =
+        ppp::v2::IPv4::new(source.parse::<std::net::Ipv4Addr>().unwrap(), std::net::Ipv4Addr::LOCALHOST, 40000, 80);
+    ppp::v2::Builder::with_addresses(
+        ppp::v2::Version::Two | ppp::v2::Command::Proxy,
+        ppp::v2::Protocol::Stream,
+        addresses,
+    )
+    .build()
+    .unwrap()
 }
 
 #[tokio::test]
@@ -150,7 +161,9 @@ async fn an_allowlist_that_does_not_parse_fails_closed_with_a_diagnostic() {
 
 #[tokio::test]
 async fn report_mode_lets_refused_requests_through() {
-    let s = site(&[("lintel.dev/allow-source-cidrs", "10.0.0.0/8"), ("lintel.dev/allow-source-mode", "report")], |_| {}).await;
+    let s =
+        site(&[("lintel.dev/allow-source-cidrs", "10.0.0.0/8"), ("lintel.dev/allow-source-mode", "report")], |_| {})
+            .await;
     assert_eq!(status_of(&raw(s.proxy.http_addr, None, GET).await), 200);
 }
 

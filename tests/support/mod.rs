@@ -239,7 +239,8 @@ where
 /// carry `Connection: close`.
 pub async fn raw(proxy: SocketAddr, source: Option<std::net::IpAddr>, bytes: &[u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let socket = if proxy.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }.unwrap();
+    let socket =
+        if proxy.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }.unwrap();
     if let Some(ip) = source {
         socket.bind(SocketAddr::new(ip, 0)).unwrap();
     }
@@ -256,7 +257,16 @@ pub fn status_of(answer: &str) -> u16 {
 }
 
 /// An Ingress like [`ingress_yaml`] with annotations (`key: value` pairs).
-pub fn annotated_ingress_yaml(name: &str, host: &str, paths: &[(&str, &str, &str)], annotations: &[(&str, &str)]) -> String {
+pub fn annotated_ingress_yaml(
+    name: &str,
+    host: &str,
+    paths: &[(&str, &str, &str)],
+    annotations: &[(&str, &str)],
+) -> String {
     let notes: String = annotations.iter().map(|(k, v)| format!("    {k}: \"{v}\"\n")).collect();
-    ingress_yaml(name, host, paths).replacen(&format!("metadata: {{name: {name}}}\n"), &format!("metadata:\n  name: {name}\n  annotations:\n{notes}"), 1)
+    ingress_yaml(name, host, paths).replacen(
+        &format!("metadata: {{name: {name}}}\n"),
+        &format!("metadata:\n  name: {name}\n  annotations:\n{notes}"),
+        1,
+    )
 }
