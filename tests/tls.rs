@@ -3,14 +3,15 @@
 
 #![expect(clippy::unwrap_used, reason = "test helpers fail the test loudly")]
 
-#[path = "tls_support/mod.rs"]
 mod support;
+mod tls_support;
 
 use std::time::{Duration, Instant};
 
 use http::{StatusCode, Version};
 use lintel::config::{CertFiles, DefaultCertificate};
-use support::*;
+use support::{start_proxy as start, write_atomic};
+use tls_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

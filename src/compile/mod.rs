@@ -30,6 +30,8 @@ pub struct CompileOptions {
     pub ingress_class: String,
     /// `spec.controller` of the IngressClasses we serve.
     pub controller_name: String,
+    /// The allowlist of Ingresses that set none (`None`: open).
+    pub default_allow: Option<crate::table::allow::CidrList>,
     /// The Secret served to TLS clients that match no host (`--default-certificate`).
     pub default_certificate: Option<SecretRef>,
 }
@@ -39,6 +41,7 @@ impl Default for CompileOptions {
         Self {
             ingress_class: "lintel".to_owned(),
             controller_name: "lintel.dev/ingress-controller".to_owned(),
+            default_allow: None,
             default_certificate: None,
         }
     }
@@ -66,7 +69,7 @@ pub fn compile_cached(snapshot: &Snapshot, options: &CompileOptions, keys: &mut 
     let mut certs = tls::Certs::new(snapshot, keys);
     for ingress in ingresses {
         let name = ingress_name(ingress);
-        add_ingress(ingress, &name, &mut resolver, &mut builder, &mut diagnostics);
+        add_ingress(ingress, &name, options, &mut resolver, &mut builder, &mut diagnostics);
         certs.add_ingress(ingress, &name, builder.tls_mut(), &mut diagnostics);
         served.push(name.to_string());
     }
@@ -88,6 +91,7 @@ fn ingress_name(ingress: &Ingress) -> Arc<str> {
 fn add_ingress(
     ingress: &Ingress,
     name: &Arc<str>,
+    options: &CompileOptions,
     resolver: &mut backend::Resolver<'_>,
     builder: &mut TableBuilder,
     diagnostics: &mut Vec<Diagnostic>,
@@ -95,7 +99,7 @@ fn add_ingress(
     let meta = &ingress.metadata;
     let namespace = meta.namespace.as_deref().unwrap_or("default");
     let subject = Subject::object("Ingress", namespace, meta.name.as_deref().unwrap_or_default());
-    let policy = Arc::new(annotations::policy(meta.annotations.as_ref(), &subject, diagnostics));
+    let policy = Arc::new(annotations::policy(meta.annotations.as_ref(), options, &subject, diagnostics));
     let Some(spec) = &ingress.spec else {
         diagnostics.push(Diagnostic::warning(subject, "spec", "Ingress has no spec; nothing to serve"));
         return;

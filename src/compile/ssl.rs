@@ -14,6 +14,9 @@ pub(super) const FORCE_SSL_REDIRECT: &str = "lintel.dev/force-ssl-redirect";
 pub(super) const NGINX_FORCE_SSL_REDIRECT: &str = "nginx.ingress.kubernetes.io/force-ssl-redirect";
 pub(super) const ALB_SSL_REDIRECT: &str = "alb.ingress.kubernetes.io/ssl-redirect";
 pub(super) const HSTS: &str = "lintel.dev/hsts";
+/// Every key above, for the list of annotations Lintel understands.
+pub(super) const KEYS: [&str; 6] =
+    [SSL_REDIRECT, NGINX_SSL_REDIRECT, FORCE_SSL_REDIRECT, NGINX_FORCE_SSL_REDIRECT, ALB_SSL_REDIRECT, HSTS];
 
 /// Reads the HTTPS annotations into `policy`. Lintel's own key wins over ingress-nginx's.
 pub(super) fn parse(

@@ -1,6 +1,7 @@
 //! The routing table: immutable once built by `compile`, shared through `ArcSwap`, read
 //! lock-free by the data path. Pure data and lookups: no I/O, no Kubernetes types here.
 
+pub mod allow;
 mod host;
 mod path;
 #[cfg(test)]
@@ -56,6 +57,10 @@ pub struct Route {
 /// Each feature adds its own typed field here.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Policy {
+    /// Which client addresses may use the routes.
+    pub source: allow::SourceFilter,
+    /// Largest request body accepted, in bytes (`None`: no limit).
+    pub max_body_size: Option<u64>,
     /// Whether plain-HTTP requests are redirected to HTTPS.
     pub ssl_redirect: SslRedirect,
     /// `Strict-Transport-Security` value for HTTPS responses (`lintel.dev/hsts`).

@@ -1,13 +1,12 @@
 //! Helpers for the TLS end-to-end tests: a test CA (root → intermediate → leaves) made with
-//! rcgen, an echo upstream, manifests written to a temporary directory, a running Lintel, and
-//! rustls clients speaking HTTP/1.1 or HTTP/2 over loopback.
+//! rcgen, an echo upstream, Ingress and Secret manifests with TLS, and rustls clients speaking
+//! HTTP/1.1 or HTTP/2 over loopback. The proxy itself is started by `support::start_proxy`.
 
 #![allow(dead_code, reason = "each test file uses a different part")]
 #![expect(clippy::unwrap_used, reason = "test helpers fail the test loudly")]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +16,6 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use lintel::config::Config;
-use lintel::run::Running;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::ClientConfig;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -288,25 +285,4 @@ pub fn service_yaml(upstream: SocketAddr) -> String {
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: echo\n  namespace: default\nspec:\n  type: ExternalName\n  externalName: 127.0.0.1\n  ports:\n    - name: http\n      port: {}\n",
         upstream.port()
     )
-}
-
-/// Writes a file so that a reader sees either the old or the new content, never half.
-pub fn write_atomic(path: &Path, content: &str) {
-    let tmp = path.with_extension("tmp-write");
-    std::fs::write(&tmp, content).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-/// A Lintel on loopback ports serving `dir`.
-pub async fn start(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Running {
-    let mut config = Config {
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        https_addr: "127.0.0.1:0".parse().unwrap(),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
-        manifests: Some(dir.to_path_buf()),
-        grace_period: Duration::from_secs(1),
-        ..Config::default()
-    };
-    tweak(&mut config);
-    lintel::run::start(&config).await.unwrap()
 }
