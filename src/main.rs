@@ -84,6 +84,9 @@ struct RunArgs {
     /// Most open client connections per listener.
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Runtime worker threads. Default: one per core.
+    #[arg(long, value_name = "N")]
+    worker_threads: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -182,6 +185,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(n) = args.max_connections {
         config.limits.max_connections = n;
+    }
+    if let Some(n) = args.worker_threads {
+        config.worker_threads = Some(n);
     }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;

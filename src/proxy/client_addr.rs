@@ -119,7 +119,7 @@ async fn read_header(
         if stream.read_buf(&mut buf).await? == 0 {
             return Err(ProxyHeaderError::Closed);
         }
-        match parse(&buf)? {
+        match parse_header(&buf)? {
             Parsed::NotAHeader if required => return Err(ProxyHeaderError::Missing),
             Parsed::NotAHeader => return Ok((None, buf.freeze())),
             Parsed::Incomplete if buf.len() >= MAX_HEADER => return Err(ProxyHeaderError::Invalid),
@@ -132,15 +132,16 @@ async fn read_header(
     }
 }
 
+/// What the start of a connection holds.
 #[derive(Debug, PartialEq, Eq)]
-enum Parsed {
+pub enum Parsed {
     NotAHeader,
     Incomplete,
     Header { len: usize, source: Option<IpAddr> },
 }
 
 /// Parses the start of a connection. Pure, so the fuzz and property tests can drive it.
-fn parse(data: &[u8]) -> Result<Parsed, ProxyHeaderError> {
+pub fn parse_header(data: &[u8]) -> Result<Parsed, ProxyHeaderError> {
     let n = data.len();
     let may_be_v2 = data[..n.min(V2_SIGNATURE.len())] == V2_SIGNATURE[..n.min(V2_SIGNATURE.len())];
     let may_be_v1 = data[..n.min(V1_PREFIX.len())] == V1_PREFIX[..n.min(V1_PREFIX.len())];
