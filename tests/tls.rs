@@ -410,3 +410,27 @@ async fn failing_and_stalled_handshakes_do_not_disturb_others() {
     assert!(started.elapsed() < Duration::from_secs(3));
     lintel.shutdown();
 }
+
+/// Behind an NLB: the PROXY header comes first, in clear, then the TLS handshake; the client
+/// address is the one the header declares.
+#[tokio::test]
+async fn proxy_protocol_header_then_tls() {
+    let ca = TestCa::new();
+    let a = ca.leaf(&["a.test"]);
+    let dir = manifests(&[
+        ("a.yaml", ingress_yaml("a", &["a.test"], Some((&["a.test"], "a-tls")), &[])),
+        ("s.yaml", secret_yaml("a-tls", &a.chain_pem, &a.key_pem)),
+    ])
+    .await;
+    let lintel = start(dir.path(), |c| c.client_address.proxy_protocol = true).await;
+    let mut tcp = TcpStream::connect(lintel.https_addr).await.unwrap();
+    tcp.write_all(b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 443\r\n").await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("a.test").unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(ca.client(&[])));
+    let tls = connector.connect(name, tcp).await.unwrap();
+    assert_eq!(peer_leaf(&tls), a.der);
+    let answer = H1::new(tls).await.get("a.test", "/").await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.headers["x-seen-real-ip"], "203.0.113.7");
+    lintel.shutdown();
+}

@@ -221,7 +221,8 @@ pub async fn http_get(addr: SocketAddr, host: &str, path: &str) -> Answer {
 }
 
 /// An upstream that answers every request with what the proxy told it:
-/// `proto=<X-Forwarded-Proto> host=<Host> path=<path and query>`.
+/// `proto=<X-Forwarded-Proto> host=<Host> path=<path and query>`, and `X-Real-IP` in the
+/// response header `x-seen-real-ip`.
 pub async fn echo_upstream() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -233,7 +234,9 @@ pub async fn echo_upstream() -> SocketAddr {
                     |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
                 let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
                 let body = format!("proto={} host={} path={path}", header("x-forwarded-proto"), header("host"));
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+                let mut response = Response::new(Full::new(Bytes::from(body)));
+                response.headers_mut().insert("x-seen-real-ip", header("x-real-ip").parse().unwrap());
+                Ok::<_, Infallible>(response)
             });
             tokio::spawn(async move {
                 let _ =
