@@ -189,8 +189,12 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = args.worker_threads {
         config.worker_threads = Some(n);
     }
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.worker_threads {
+        anyhow::ensure!(n > 0, "worker-threads must be at least 1");
+        builder.worker_threads(n);
+    }
+    let runtime = builder.enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async {
         let running = lintel::run::start(&config).await?;
         wait_for_signal().await;
