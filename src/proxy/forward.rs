@@ -67,24 +67,32 @@ pub fn client_response<B>(mut response: Response<B>) -> Response<B> {
 }
 
 fn set_forwarded(headers: &mut HeaderMap, client: ClientSide, host: &HeaderValue) {
-    let address = client.address.to_string();
+    // An address always makes a valid header value; one value serves both headers below.
+    let address = HeaderValue::try_from(client.address.to_string()).ok();
     // Earlier hops are kept for the record (joined, as several headers mean one list).
-    let mut forwarded_for = String::new();
+    let mut earlier = String::new();
     for value in headers.get_all(&X_FORWARDED_FOR) {
         if let Ok(v) = value.to_str() {
             let v = v.trim();
             if !v.is_empty() {
-                forwarded_for.push_str(v);
-                forwarded_for.push_str(", ");
+                earlier.push_str(v);
+                earlier.push_str(", ");
             }
         }
     }
-    forwarded_for.push_str(&address);
-    headers.remove(&X_FORWARDED_FOR);
-    if let Ok(v) = HeaderValue::try_from(forwarded_for) {
-        headers.insert(X_FORWARDED_FOR, v);
-    }
-    if let Ok(v) = HeaderValue::try_from(address) {
+    let forwarded_for = match &address {
+        Some(address) if earlier.is_empty() => Some(address.clone()),
+        Some(address) => {
+            earlier.push_str(address.to_str().unwrap_or_default());
+            HeaderValue::try_from(earlier).ok()
+        }
+        None => None,
+    };
+    match forwarded_for {
+        Some(v) => headers.insert(X_FORWARDED_FOR, v),
+        None => headers.remove(&X_FORWARDED_FOR),
+    };
+    if let Some(v) = address {
         headers.insert(X_REAL_IP, v);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(client.scheme));
@@ -110,8 +118,24 @@ fn forwarded_port(host: &HeaderValue, scheme: &str) -> HeaderValue {
     }
 }
 
+/// The fixed hop-by-hop set, plus `Connection` (which may list more).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
 /// Removes `Connection`, the headers it lists, and the fixed hop-by-hop set.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most requests carry none of them: one pass comparing names is cheaper than a hash
+    // probe per name.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let listed: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -125,8 +149,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
         }
         headers.remove(header::CONNECTION);
     }
-    for name in [KEEP_ALIVE, PROXY_CONNECTION, header::TE, header::TRAILER, header::TRANSFER_ENCODING, header::UPGRADE]
-    {
+    for name in &HOP_BY_HOP[1..] {
         headers.remove(name);
     }
 }
@@ -144,6 +167,22 @@ mod tests {
         assert_eq!(port("[::1]", "https"), "443");
         assert_eq!(port("[::1]:9443", "https"), "9443");
         assert_eq!(port("a.example.com:x", "http"), "80");
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_client_and_real_ip_is_the_client() {
+        let client = ClientSide { address: [192, 0, 2, 7].into(), origin: Origin::Socket, scheme: "http" };
+        let host = HeaderValue::from_static("a.example.com");
+        let mut h = HeaderMap::new();
+        set_forwarded(&mut h, client, &host);
+        assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.7");
+        assert_eq!(h[&X_REAL_IP], "192.0.2.7");
+        let mut h = HeaderMap::new();
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static(" 10.0.0.2 "));
+        set_forwarded(&mut h, client, &host);
+        assert_eq!(h.get_all(&X_FORWARDED_FOR).iter().collect::<Vec<_>>(), ["10.0.0.1, 10.0.0.2, 192.0.2.7"]);
+        assert_eq!(h[&X_REAL_IP], "192.0.2.7");
     }
 
     #[test]

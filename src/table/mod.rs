@@ -8,7 +8,6 @@ mod path;
 mod tests;
 mod tls;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -16,15 +15,20 @@ pub use host::{HostError, normalize_host, validate_rule_host};
 pub use path::{PathKind, PathRule};
 pub use tls::{Cert, SslRedirect, TlsHost, TlsHosts, TlsListing};
 
+/// The maps the data path probes on every request (hosts, paths) and every handshake (SNI).
+/// Keys come from configuration, never from clients, so a fast seeded hash (foldhash) is as
+/// safe as SipHash here and cheaper per probe (measured in `benches/compare.sh`).
+pub(crate) type Map<V> = std::collections::HashMap<Box<str>, V, foldhash::fast::RandomState>;
+
 /// Index of a [`Backend`] in [`RouteTable::backends`].
 pub type BackendIdx = usize;
 
 /// Everything the data path needs to route one request: hosts, paths and backends.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RouteTable {
-    exact_hosts: HashMap<Box<str>, VirtualHost>,
+    exact_hosts: Map<VirtualHost>,
     /// Keyed by the domain after `*.`: `*.foo.com` is stored under `foo.com`.
-    wildcard_hosts: HashMap<Box<str>, VirtualHost>,
+    wildcard_hosts: Map<VirtualHost>,
     /// Rules with no host: used when no host rule matched.
     any_host: Option<VirtualHost>,
     default_backend: Option<Route>,
@@ -36,9 +40,9 @@ pub struct RouteTable {
 /// The paths of one host.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VirtualHost {
-    exact: HashMap<Box<str>, Route>,
+    exact: Map<Route>,
     /// Keyed by the normalised prefix (no trailing `/`; the root prefix is the empty string).
-    prefix: HashMap<Box<str>, Route>,
+    prefix: Map<Route>,
 }
 
 /// Where one matched request goes and who asked for it.

@@ -2,7 +2,6 @@
 //! and the default certificate. Read by the certificate resolver on every handshake and by
 //! the plain listener to decide redirects. Lookups only: parsing happens in `compile`.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
 use std::sync::Arc;
@@ -57,8 +56,8 @@ pub struct TlsHost {
 /// after `*.`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TlsHosts {
-    exact: HashMap<Box<str>, TlsHost>,
-    wildcard: HashMap<Box<str>, TlsHost>,
+    exact: super::Map<TlsHost>,
+    wildcard: super::Map<TlsHost>,
     /// From `--default-certificate NAMESPACE/SECRET`; `None` leaves the listener's own default.
     default: Option<Cert>,
 }
