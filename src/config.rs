@@ -11,6 +11,7 @@ use crate::compile::CompileOptions;
 use crate::proxy::ProxySettings;
 use crate::proxy::listener::ListenerSettings;
 use crate::upstream::UpstreamSettings;
+use crate::upstream::passive::PassiveSettings;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -41,6 +42,12 @@ pub struct Timeouts {
     /// Idle pooled connections to upstreams are closed after this.
     #[serde(with = "humantime_serde")]
     pub upstream_keepalive_idle: Duration,
+    /// Longest gap between two body chunks, in either direction.
+    #[serde(with = "humantime_serde")]
+    pub idle: Duration,
+    /// Longest silence on an upgraded (WebSocket) connection.
+    #[serde(with = "humantime_serde")]
+    pub upgrade_idle: Duration,
     /// A client must send its whole request header within this.
     #[serde(with = "humantime_serde")]
     pub client_header: Duration,
@@ -67,6 +74,8 @@ impl Default for Timeouts {
             connect: Duration::from_secs(5),
             response_header: Duration::from_secs(180),
             upstream_keepalive_idle: Duration::from_secs(15),
+            idle: Duration::from_secs(60),
+            upgrade_idle: Duration::from_secs(3600),
             client_header: Duration::from_secs(20),
         }
     }
@@ -95,11 +104,15 @@ impl Config {
         UpstreamSettings {
             connect_timeout: self.timeouts.connect,
             keepalive_idle: self.timeouts.upstream_keepalive_idle,
+            response_timeout: self.timeouts.response_header,
+            idle_timeout: self.timeouts.idle,
+            upgrade_idle_timeout: self.timeouts.upgrade_idle,
+            passive: PassiveSettings::default(),
         }
     }
 
     pub fn proxy_settings(&self) -> ProxySettings {
-        ProxySettings { response_timeout: self.timeouts.response_header }
+        ProxySettings {}
     }
 
     pub fn listener_settings(&self) -> ListenerSettings {

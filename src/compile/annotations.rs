@@ -3,6 +3,8 @@
 //! migrating from ingress-nginx or the AWS Load Balancer Controller sees what did not carry
 //! over. A value that does not parse is a diagnostic, never a silent default.
 
+mod upstream;
+
 use std::collections::BTreeMap;
 
 use crate::diagnostic::{Diagnostic, Subject};
@@ -21,9 +23,13 @@ pub(super) fn policy(
     subject: &Subject,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Policy {
-    let policy = Policy::default();
+    let mut policy = Policy::default();
+    if let Some(annotations) = annotations {
+        policy.upstream = upstream::policy(annotations, subject, diagnostics);
+    }
     for key in annotations.into_iter().flat_map(|a| a.keys()) {
-        if PREFIXES.iter().any(|p| key.starts_with(p)) && !KNOWN.contains(&key.as_str()) {
+        let known = KNOWN.contains(&key.as_str()) || upstream::KNOWN.contains(&key.as_str());
+        if PREFIXES.iter().any(|p| key.starts_with(p)) && !known {
             let msg = format!("annotation {key} is not supported by Lintel and has no effect");
             diagnostics.push(Diagnostic::warning(subject.clone(), format!("metadata.annotations[{key:?}]"), msg));
         }

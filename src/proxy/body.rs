@@ -1,16 +1,18 @@
 //! The response body type: either the upstream's streamed body or a short answer of our own.
-//! An enum rather than a boxed trait object, so no allocation per response.
+//! An enum rather than a boxed trait object, so no allocation per response. A body error
+//! (an upstream gone quiet or away mid-stream) cuts the client connection.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
+
+use crate::upstream::{BodyError, UpstreamBody};
 
 #[derive(Debug)]
 pub enum ProxyBody {
-    Upstream(Incoming),
+    Upstream(UpstreamBody),
     Full(Option<Bytes>),
 }
 
@@ -26,9 +28,9 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             Self::Upstream(body) => Pin::new(body).poll_frame(cx),
             Self::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),

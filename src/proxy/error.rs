@@ -1,11 +1,10 @@
 //! Every error the data path can meet, and the one place where each becomes a status code
 //! and a short plain-text answer. No answer echoes anything from the request.
 
-use std::sync::Arc;
-
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::ProxyBody;
+use crate::upstream::UpstreamError;
 
 /// Which side caused an error: decides logging and (later) metrics and retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,46 +19,27 @@ pub enum ProxyError {
     BadHost,
     #[error("no Ingress rule matches this host and path")]
     NoRoute,
-    #[error("no ready endpoint for backend {0}")]
-    NoEndpoint(Arc<str>),
-    #[error("backend {backend} is not available: {why}")]
-    Unresolved { backend: Arc<str>, why: Arc<str> },
-    #[error("upstream connect failed")]
-    UpstreamConnect(#[source] hyper_util::client::legacy::Error),
-    #[error("upstream connect timed out")]
-    ConnectTimeout,
-    #[error("upstream did not send a response header in time")]
-    ResponseTimeout,
-    #[error("upstream sent an invalid response or closed the connection")]
-    UpstreamProtocol(#[source] hyper_util::client::legacy::Error),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
 }
 
 impl ProxyError {
-    /// Sorts a client error by what went wrong.
-    pub fn from_client(err: hyper_util::client::legacy::Error) -> Self {
-        if err.is_connect() {
-            if is_timeout(&err) {
-                return Self::ConnectTimeout;
-            }
-            return Self::UpstreamConnect(err);
-        }
-        Self::UpstreamProtocol(err)
-    }
-
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadHost => StatusCode::BAD_REQUEST,
             Self::NoRoute => StatusCode::NOT_FOUND,
-            Self::NoEndpoint(_) | Self::Unresolved { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::UpstreamConnect(_) | Self::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
-            Self::ConnectTimeout | Self::ResponseTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Upstream(err) => match err {
+                UpstreamError::NoEndpoint(_) | UpstreamError::Unresolved { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                UpstreamError::Connect(_) | UpstreamError::Protocol(_) => StatusCode::BAD_GATEWAY,
+                UpstreamError::ConnectTimeout | UpstreamError::ResponseTimeout => StatusCode::GATEWAY_TIMEOUT,
+            },
         }
     }
 
     pub fn side(&self) -> Side {
         match self {
             Self::BadHost | Self::NoRoute => Side::Client,
-            _ => Side::Upstream,
+            Self::Upstream(_) => Side::Upstream,
         }
     }
 
@@ -73,15 +53,4 @@ impl ProxyError {
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
-}
-
-fn is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(err);
-    while let Some(e) = source {
-        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }

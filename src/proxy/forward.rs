@@ -1,6 +1,7 @@
 //! Rewriting a request for the upstream and a response for the client: hop-by-hop headers
 //! removed, `X-Forwarded-*` and `X-Real-IP` set (client-sent ones replaced, never trusted),
-//! `Host` passed through unchanged.
+//! `Host` passed through unchanged. `Upgrade` and `Connection: upgrade` are kept on upgrade
+//! requests and on the `101` that accepts them.
 
 use std::net::IpAddr;
 
@@ -8,7 +9,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
-use crate::upstream::Endpoint;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -27,31 +27,40 @@ pub struct ClientSide {
     pub scheme: &'static str,
 }
 
-/// Turns the client's request into the upstream's. `host` is the client's `Host` (or
-/// `:authority`) exactly as sent.
-pub fn upstream_request(
-    req: Request<Incoming>,
-    endpoint: &Endpoint,
-    client: ClientSide,
-    host: &HeaderValue,
-) -> Result<Request<Incoming>, http::Error> {
+/// Turns the client's request into the upstream's, with an origin-form URI (the endpoint is
+/// chosen later, per attempt). `host` is the client's `Host` (or `:authority`) exactly as
+/// sent.
+pub fn upstream_request(req: Request<Incoming>, client: ClientSide, host: &HeaderValue) -> Request<Incoming> {
     let (mut parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-    parts.uri = Uri::builder().scheme("http").authority(endpoint.authority.clone()).path_and_query(path).build()?;
+    parts.uri = Uri::from(path);
     parts.version = Version::HTTP_11;
     let headers = &mut parts.headers;
+    let upgrade = upgrade_protocol(headers);
     remove_hop_by_hop(headers);
+    if let Some(protocol) = upgrade {
+        // Upgrade requests (WebSocket) keep the two headers that ask for the switch.
+        headers.insert(header::UPGRADE, protocol);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
     if !headers.contains_key(header::HOST) {
         // HTTP/2 clients send `:authority` only; HTTP/1.1 upstreams need it as `Host`.
         headers.insert(header::HOST, host.clone());
     }
     set_forwarded(headers, client, host);
-    Ok(Request::from_parts(parts, body))
+    Request::from_parts(parts, body)
 }
 
 /// Strips hop-by-hop headers from the upstream's response; everything else passes untouched.
 pub fn client_response<B>(mut response: Response<B>) -> Response<B> {
+    let upgrade = (response.status() == http::StatusCode::SWITCHING_PROTOCOLS)
+        .then(|| upgrade_protocol(response.headers()))
+        .flatten();
     remove_hop_by_hop(response.headers_mut());
+    if let Some(protocol) = upgrade {
+        response.headers_mut().insert(header::UPGRADE, protocol);
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
     // The client's protocol is the listener's business, not the upstream's (an HTTP/1.0
     // upstream must not turn the answer into HTTP/1.0).
     *response.version_mut() = Version::default();
@@ -100,6 +109,17 @@ fn forwarded_port(host: &HeaderValue, scheme: &str) -> HeaderValue {
     } else {
         default()
     }
+}
+
+/// The `Upgrade` protocol of a message that asks to switch (`Connection: upgrade`).
+fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if asks { headers.get(header::UPGRADE).cloned() } else { None }
 }
 
 /// Removes `Connection`, the headers it lists, and the fixed hop-by-hop set.

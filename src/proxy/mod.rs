@@ -7,8 +7,6 @@ pub mod error;
 mod forward;
 pub mod listener;
 
-use std::time::Duration;
-
 use http::{HeaderValue, Request, Response, header};
 use hyper::body::Incoming;
 
@@ -18,16 +16,17 @@ pub use forward::ClientSide;
 
 use crate::live::SharedLive;
 use crate::table::normalize_host;
+use crate::upstream;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProxySettings {
-    /// Time from sending the request to the upstream's response header.
-    pub response_timeout: Duration,
-}
+/// Data-path settings that are not about upstreams (those are in
+/// [`crate::upstream::UpstreamSettings`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxySettings {}
 
 #[derive(Debug, Clone)]
 pub struct Proxy {
     live: SharedLive,
+    #[allow(dead_code, reason = "no data-path setting outside upstreams yet")]
     settings: ProxySettings,
 }
 
@@ -52,23 +51,15 @@ impl Proxy {
 
     async fn forward(&self, req: Request<Incoming>, client: ClientSide) -> Result<Response<ProxyBody>, ProxyError> {
         let host = request_host(&req).ok_or(ProxyError::BadHost)?;
-        let group = {
+        let (group, policy) = {
             let live = self.live.load();
             let name = host.to_str().ok().and_then(normalize_host).ok_or(ProxyError::BadHost)?;
             let route = live.compiled.table.find(&name, req.uri().path()).ok_or(ProxyError::NoRoute)?;
-            live.groups.get(route.backend).cloned().ok_or(ProxyError::NoRoute)?
+            let group = live.groups.get(route.backend).cloned().ok_or(ProxyError::NoRoute)?;
+            (group, route.policy.clone())
         };
-        let Some(endpoint) = group.pick() else {
-            return Err(match &group.unresolved {
-                Some(why) => ProxyError::Unresolved { backend: group.name.clone(), why: why.clone() },
-                None => ProxyError::NoEndpoint(group.name.clone()),
-            });
-        };
-        let upstream_req = forward::upstream_request(req, endpoint, client, &host).map_err(|_| ProxyError::BadHost)?;
-        let response = tokio::time::timeout(self.settings.response_timeout, endpoint.client.request(upstream_req))
-            .await
-            .map_err(|_| ProxyError::ResponseTimeout)?
-            .map_err(ProxyError::from_client)?;
+        let upstream_req = forward::upstream_request(req, client, &host);
+        let response = upstream::send(&group, &policy.upstream, upstream_req).await?;
         Ok(forward::client_response(response.map(ProxyBody::Upstream)))
     }
 }

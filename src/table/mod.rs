@@ -51,7 +51,10 @@ pub struct Route {
 /// Per-Ingress behaviour parsed from annotations in `compile`; the data path only reads it.
 /// Each feature adds its own typed field here.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Policy {}
+pub struct Policy {
+    /// Timeouts, load balancing and health checks toward the backend.
+    pub upstream: crate::upstream::policy::UpstreamPolicy,
+}
 
 /// A Service port as named by an Ingress backend.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -136,6 +139,11 @@ impl RouteTable {
 
     pub fn backend(&self, idx: BackendIdx) -> Option<&Backend> {
         self.backends.get(idx)
+    }
+
+    /// Every route, the default backend included, in no particular order.
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.virtual_hosts().flat_map(|(_, v)| v.exact.values().chain(v.prefix.values())).chain(&self.default_backend)
     }
 
     pub fn default_backend(&self) -> Option<&Route> {
