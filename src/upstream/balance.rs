@@ -44,7 +44,8 @@ impl Group {
         let now = Instant::now();
         let fail_open = !self.endpoints.iter().any(|e| e.is_available(now));
         self.note_fail_open(fail_open);
-        let usable = |e: &&Arc<Endpoint>| (fail_open || e.is_available(now)) && !exclude.is_some_and(|x| Arc::ptr_eq(x, e));
+        let usable =
+            |e: &&Arc<Endpoint>| (fail_open || e.is_available(now)) && !exclude.is_some_and(|x| Arc::ptr_eq(x, e));
         let count = self.endpoints.iter().filter(usable).count();
         let nth = |k: usize| self.endpoints.iter().filter(usable).nth(k);
         let picked = match (balance, count) {
@@ -69,7 +70,9 @@ impl Group {
 
     fn note_fail_open(&self, fail_open: bool) {
         let state = &self.state;
-        if state.failing_open.load(Ordering::Relaxed) == fail_open || state.failing_open.swap(fail_open, Ordering::Relaxed) == fail_open {
+        if state.failing_open.load(Ordering::Relaxed) == fail_open
+            || state.failing_open.swap(fail_open, Ordering::Relaxed) == fail_open
+        {
             return;
         }
         if fail_open {

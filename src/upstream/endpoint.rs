@@ -48,10 +48,8 @@ impl Clients {
             .timer(TokioTimer::new())
             .pool_idle_timeout(keepalive_idle)
             .build(connector.clone());
-        let fresh = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_max_idle_per_host(0)
-            .build(connector);
+        let fresh =
+            Client::builder(TokioExecutor::new()).timer(TokioTimer::new()).pool_max_idle_per_host(0).build(connector);
         Self { pooled, fresh, asked, keepalive_idle }
     }
 }
@@ -76,6 +74,8 @@ pub struct Endpoint {
     born: Instant,
     /// The keep-alive the upstream announced (`Keep-Alive: timeout=N`) in ms; 0 when none.
     announced_keepalive_ms: AtomicU64,
+    /// Requests retried on a fresh connection after a pooled one closed under them.
+    stale_retries: AtomicU64,
     /// Control plane only (`bind`); never touched by the data path.
     checker: Mutex<Option<Checker>>,
 }
@@ -91,6 +91,7 @@ impl Endpoint {
             passive_settings: passive,
             born: Instant::now(),
             announced_keepalive_ms: AtomicU64::new(0),
+            stale_retries: AtomicU64::new(0),
             checker: Mutex::new(None),
         }
     }
@@ -102,6 +103,15 @@ impl Endpoint {
     /// Requests sent and not yet finished (their response bodies included).
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// How many requests were retried after a pooled connection closed under them.
+    pub fn stale_retries(&self) -> u64 {
+        self.stale_retries.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn note_stale_retry(&self) {
+        self.stale_retries.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn is_healthy(&self) -> bool {

@@ -20,7 +20,7 @@ pub mod profile;
 mod send;
 mod upgrade;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -135,27 +135,7 @@ impl Upstreams {
     pub fn bind(&self, table: &RouteTable) -> Vec<Arc<Group>> {
         let backends = table.backends();
         let addresses: Vec<Vec<Authority>> = backends.iter().map(|b| parse_endpoints(&b.endpoints)).collect();
-        let mut plans: HashMap<&Authority, Plan<'_>> = HashMap::new();
-        for route in table.routes() {
-            let Some(authorities) = addresses.get(route.backend) else { continue };
-            let policy = &route.policy.upstream;
-            let connect = policy.connect_timeout.unwrap_or(self.settings.connect_timeout);
-            let keepalive = policy.keepalive_idle.unwrap_or(self.settings.keepalive_idle);
-            let check = policy.health_check.as_ref().map(|c| (route.ingress.as_ref(), c));
-            for authority in authorities {
-                let plan = plans.entry(authority).or_insert(Plan {
-                    conn: ConnSettings { connect_timeout: connect, keepalive_idle: keepalive },
-                    check: None,
-                });
-                plan.conn.connect_timeout = plan.conn.connect_timeout.max(connect);
-                plan.conn.keepalive_idle = plan.conn.keepalive_idle.min(keepalive);
-                if let Some((ingress, c)) = check
-                    && plan.check.is_none_or(|(first, _)| ingress < first)
-                {
-                    plan.check = Some((ingress, c));
-                }
-            }
-        }
+        let plans = self.plans(table, &addresses);
 
         let mut known = lock(&self.endpoints);
         known.retain(|_, weak| weak.strong_count() > 0);
@@ -165,8 +145,8 @@ impl Upstreams {
             connect_timeout: self.settings.connect_timeout,
             keepalive_idle: self.settings.keepalive_idle,
         };
-        let mut configured: HashMap<&Authority, ()> = HashMap::new();
-        let groups = backends
+        let mut configured: HashSet<&Authority> = HashSet::new();
+        backends
             .iter()
             .zip(&addresses)
             .map(|(backend, authorities)| {
@@ -184,7 +164,7 @@ impl Upstreams {
                                 endpoint
                             }
                         };
-                        if configured.insert(authority, ()).is_none() {
+                        if configured.insert(authority) {
                             endpoint.configure(conn, plan.and_then(|p| p.check).map(|(_, c)| c.clone()));
                         }
                         endpoint
@@ -206,8 +186,33 @@ impl Upstreams {
                     unresolved: backend.unresolved.as_deref().map(Into::into),
                 })
             })
-            .collect();
-        groups
+            .collect()
+    }
+
+    /// What the routes reaching each endpoint ask of it, merged.
+    fn plans<'t>(&self, table: &'t RouteTable, addresses: &'t [Vec<Authority>]) -> HashMap<&'t Authority, Plan<'t>> {
+        let mut plans: HashMap<&Authority, Plan<'_>> = HashMap::new();
+        for route in table.routes() {
+            let Some(authorities) = addresses.get(route.backend) else { continue };
+            let policy = &route.policy.upstream;
+            let connect = policy.connect_timeout.unwrap_or(self.settings.connect_timeout);
+            let keepalive = policy.keepalive_idle.unwrap_or(self.settings.keepalive_idle);
+            let check = policy.health_check.as_ref().map(|c| (route.ingress.as_ref(), c));
+            for authority in authorities {
+                let plan = plans.entry(authority).or_insert(Plan {
+                    conn: ConnSettings { connect_timeout: connect, keepalive_idle: keepalive },
+                    check: None,
+                });
+                plan.conn.connect_timeout = plan.conn.connect_timeout.max(connect);
+                plan.conn.keepalive_idle = plan.conn.keepalive_idle.min(keepalive);
+                if let Some((ingress, c)) = check
+                    && plan.check.is_none_or(|(first, _)| ingress < first)
+                {
+                    plan.check = Some((ingress, c));
+                }
+            }
+        }
+        plans
     }
 }
 

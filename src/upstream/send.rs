@@ -4,9 +4,9 @@
 //! is retried once on a fresh connection, for idempotent requests and for requests whose
 //! body was not sent. Nothing else is retried.
 
-use http_body::Body as _;
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version, header};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Error as ClientError;
 use tokio::sync::oneshot;
@@ -91,6 +91,7 @@ pub async fn send(
             Failure::Stale if !retried_stale && retry_when_stale && resendable => {
                 tracing::debug!(endpoint = %endpoint.authority, "pooled connection closed before the answer; retrying on a fresh one");
                 retried_stale = true;
+                endpoint.note_stale_retry();
                 continue;
             }
             Failure::Stale | Failure::Other => {
@@ -131,7 +132,9 @@ fn observe<B>(endpoint: &Endpoint, response: &Response<B>) {
     } else {
         endpoint.record_success();
     }
-    if let Some(seconds) = response.headers().get(header::HeaderName::from_static("keep-alive")).and_then(keepalive_timeout) {
+    if let Some(seconds) =
+        response.headers().get(header::HeaderName::from_static("keep-alive")).and_then(keepalive_timeout)
+    {
         endpoint.announce_keepalive(seconds);
     }
 }
@@ -234,11 +237,7 @@ mod tests {
 
     #[test]
     fn the_head_is_rebuilt_for_each_endpoint() {
-        let head = Head {
-            method: Method::POST,
-            path: PathAndQuery::from_static("/a?b=1"),
-            headers: HeaderMap::new(),
-        };
+        let head = Head { method: Method::POST, path: PathAndQuery::from_static("/a?b=1"), headers: HeaderMap::new() };
         let ep = Endpoint::new(
             "10.0.0.1:8080".parse().unwrap(),
             super::super::endpoint::ConnSettings {

@@ -117,8 +117,9 @@ fn profile(r: &mut Reader<'_>) -> UpstreamPolicy {
         Some("3") => Ok(AirflowVersion::V3),
         _ => Err(format!("airflow-version {v:?} is not 2 or 3")),
     });
-    match r.get(L, "profile", |v| if v == "airflow" { Ok(()) } else { Err(format!("unknown profile {v:?} (known: airflow)")) })
-    {
+    match r.get(L, "profile", |v| {
+        if v == "airflow" { Ok(()) } else { Err(format!("unknown profile {v:?} (known: airflow)")) }
+    }) {
         Some(()) => {
             if version.is_none() && r.raw(L, "airflow-version").is_none() {
                 let msg = "no lintel.dev/airflow-version (\"2\" or \"3\"): the Airflow timeouts apply, but no health \
@@ -142,12 +143,18 @@ fn profile(r: &mut Reader<'_>) -> UpstreamPolicy {
 fn health_check(r: &mut Reader<'_>, base: Option<Arc<HealthCheck>>) -> Option<Arc<HealthCheck>> {
     let path = r.get(L, "health-check-path", check_path).or_else(|| r.get(ALB, "healthcheck-path", check_path));
     let port = r.get(L, "health-check-port", port).or_else(|| r.get(ALB, "healthcheck-port", port));
-    let interval = r.get(L, "health-check-interval", duration).or_else(|| r.get(ALB, "healthcheck-interval-seconds", seconds));
-    let timeout = r.get(L, "health-check-timeout", duration).or_else(|| r.get(ALB, "healthcheck-timeout-seconds", seconds));
-    let healthy = r.get(L, "health-check-healthy-threshold", threshold).or_else(|| r.get(ALB, "healthy-threshold-count", threshold));
-    let unhealthy =
-        r.get(L, "health-check-unhealthy-threshold", threshold).or_else(|| r.get(ALB, "unhealthy-threshold-count", threshold));
-    let codes = r.get(L, "health-check-success-codes", success_codes).or_else(|| r.get(ALB, "success-codes", success_codes));
+    let interval =
+        r.get(L, "health-check-interval", duration).or_else(|| r.get(ALB, "healthcheck-interval-seconds", seconds));
+    let timeout =
+        r.get(L, "health-check-timeout", duration).or_else(|| r.get(ALB, "healthcheck-timeout-seconds", seconds));
+    let healthy = r
+        .get(L, "health-check-healthy-threshold", threshold)
+        .or_else(|| r.get(ALB, "healthy-threshold-count", threshold));
+    let unhealthy = r
+        .get(L, "health-check-unhealthy-threshold", threshold)
+        .or_else(|| r.get(ALB, "unhealthy-threshold-count", threshold));
+    let codes =
+        r.get(L, "health-check-success-codes", success_codes).or_else(|| r.get(ALB, "success-codes", success_codes));
     let expect = r.get(L, "health-check-expect-json", expect_json);
 
     let mut check = match (path, base) {
@@ -162,7 +169,11 @@ fn health_check(r: &mut Reader<'_>, base: Option<Arc<HealthCheck>>) -> Option<Ar
                 .collect();
             for key in set {
                 let msg = "has no effect without a health-check path (lintel.dev/health-check-path)".to_owned();
-                r.diagnostics.push(Diagnostic::warning(r.subject.clone(), format!("metadata.annotations[{key:?}]"), msg));
+                r.diagnostics.push(Diagnostic::warning(
+                    r.subject.clone(),
+                    format!("metadata.annotations[{key:?}]"),
+                    msg,
+                ));
             }
             return None;
         }
@@ -192,7 +203,9 @@ fn alb_idle_timeout(r: &mut Reader<'_>) -> Option<Duration> {
         match key.trim() {
             "idle_timeout.timeout_seconds" => match seconds(v.trim()) {
                 Ok(d) => idle = Some(d),
-                Err(why) => r.error(ALB, "load-balancer-attributes", format!("idle_timeout.timeout_seconds: {why}; ignored")),
+                Err(why) => {
+                    r.error(ALB, "load-balancer-attributes", format!("idle_timeout.timeout_seconds: {why}; ignored"))
+                }
             },
             other => r.warning(ALB, "load-balancer-attributes", format!("attribute {other} has no effect in Lintel")),
         }
@@ -275,7 +288,8 @@ fn success_codes(v: &str) -> Result<SuccessCodes, String> {
 
 /// `metadatabase.status=healthy`.
 fn expect_json(v: &str) -> Result<ExpectJson, String> {
-    let (path, value) = v.split_once('=').ok_or_else(|| format!("{v:?} is not path=value (metadatabase.status=healthy)"))?;
+    let (path, value) =
+        v.split_once('=').ok_or_else(|| format!("{v:?} is not path=value (metadatabase.status=healthy)"))?;
     let path: Vec<String> = path.trim().split('.').map(str::to_owned).collect();
     if path.iter().any(String::is_empty) {
         return Err(format!("{v:?} has an empty key in its dotted path"));

@@ -149,7 +149,8 @@ fn health_check_from_alb_keys() {
 
 #[test]
 fn health_check_keys_without_a_path_say_so() {
-    let (p, d) = parse(&[("lintel.dev/health-check-interval", "3s"), ("alb.ingress.kubernetes.io/success-codes", "200")]);
+    let (p, d) =
+        parse(&[("lintel.dev/health-check-interval", "3s"), ("alb.ingress.kubernetes.io/success-codes", "200")]);
     assert!(p.health_check.is_none());
     assert_eq!(d.len(), 2, "{d:?}");
     assert!(d.iter().all(|d| d.severity == Severity::Warning && d.message.contains("no effect")));
