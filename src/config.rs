@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compile::CompileOptions;
+use crate::compile::{CompileOptions, SecretRef};
 use crate::proxy::ProxySettings;
+use crate::proxy::client_addr::{ClientAddressSettings, ProxyProtocol};
 use crate::proxy::listener::ListenerSettings;
+use crate::table::allow::CidrList;
+use crate::tls::listener::TlsListenerSettings;
 use crate::upstream::UpstreamSettings;
 use crate::upstream::passive::PassiveSettings;
 
@@ -24,9 +27,38 @@ pub struct Config {
     pub ingress_class: String,
     pub controller_name: String,
     pub timeouts: Timeouts,
+    /// Where the client address comes from.
+    pub client_address: ClientAddress,
+    /// The allowlist of Ingresses that set none (absent: open).
+    pub default_allow_source_cidrs: Option<CidrList>,
+    pub limits: Limits,
+    /// Runtime worker threads (absent: one per core).
+    pub worker_threads: Option<usize>,
     /// How long in-flight requests get to finish at shutdown.
     #[serde(with = "humantime_serde")]
     pub grace_period: Duration,
+    /// Served to TLS clients whose name has no certificate of its own. Without it, a
+    /// self-signed certificate is made at start.
+    pub default_certificate: Option<DefaultCertificate>,
+    /// The port written in redirects to HTTPS; 443 is left out of the URL.
+    pub https_redirect_port: u16,
+}
+
+/// `default-certificate`: `NAMESPACE/NAME` of a `kubernetes.io/tls` Secret, or PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DefaultCertificate {
+    Secret(SecretRef),
+    Files(CertFiles),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CertFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +83,54 @@ pub struct Timeouts {
     /// A client must send its whole request header within this.
     #[serde(with = "humantime_serde")]
     pub client_header: Duration,
+    /// A client must complete the TLS handshake within this.
+    #[serde(with = "humantime_serde")]
+    pub tls_handshake: Duration,
+}
+
+/// How the client address is learned: the TCP peer, a PROXY protocol header, or trusted
+/// `X-Forwarded-For` hops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ClientAddress {
+    /// Every connection must start with a PROXY protocol v1/v2 header (an NLB, HAProxy).
+    pub proxy_protocol: bool,
+    /// A PROXY header is optional, and believed only from these peers.
+    pub proxy_protocol_from: Option<CidrList>,
+    /// Time a connection gets to send its PROXY header.
+    #[serde(with = "humantime_serde")]
+    pub proxy_protocol_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed (right-most untrusted hop).
+    pub trusted_proxies: Option<CidrList>,
+}
+
+impl Default for ClientAddress {
+    fn default() -> Self {
+        Self {
+            proxy_protocol: false,
+            proxy_protocol_from: None,
+            proxy_protocol_timeout: Duration::from_secs(5),
+            trusted_proxies: None,
+        }
+    }
+}
+
+/// Limits that keep one client from starving the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Limits {
+    /// Largest request header block, in bytes (431 past it).
+    pub max_header_bytes: usize,
+    /// Most header fields in one request (431 past it).
+    pub max_headers: usize,
+    /// Most open client connections per listener; more wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_header_bytes: 32 * 1024, max_headers: 100, max_connections: 10_000 }
+    }
 }
 
 impl Default for Config {
@@ -63,7 +143,13 @@ impl Default for Config {
             ingress_class: "lintel".to_owned(),
             controller_name: "lintel.dev/ingress-controller".to_owned(),
             timeouts: Timeouts::default(),
+            client_address: ClientAddress::default(),
+            default_allow_source_cidrs: None,
+            limits: Limits::default(),
+            worker_threads: None,
             grace_period: Duration::from_secs(30),
+            default_certificate: None,
+            https_redirect_port: 443,
         }
     }
 }
@@ -77,6 +163,7 @@ impl Default for Timeouts {
             idle: Duration::from_secs(60),
             upgrade_idle: Duration::from_secs(3600),
             client_header: Duration::from_secs(20),
+            tls_handshake: Duration::from_secs(10),
         }
     }
 }
@@ -97,7 +184,15 @@ impl Config {
     }
 
     pub fn compile_options(&self) -> CompileOptions {
-        CompileOptions { ingress_class: self.ingress_class.clone(), controller_name: self.controller_name.clone() }
+        CompileOptions {
+            ingress_class: self.ingress_class.clone(),
+            controller_name: self.controller_name.clone(),
+            default_allow: self.default_allow_source_cidrs.clone(),
+            default_certificate: match &self.default_certificate {
+                Some(DefaultCertificate::Secret(secret)) => Some(secret.clone()),
+                _ => None,
+            },
+        }
     }
 
     pub fn upstream_settings(&self) -> UpstreamSettings {
@@ -112,11 +207,35 @@ impl Config {
     }
 
     pub fn proxy_settings(&self) -> ProxySettings {
-        ProxySettings {}
+        ProxySettings {
+            trusted_proxies: self.client_address.trusted_proxies.clone(),
+            https_redirect_port: self.https_redirect_port,
+        }
     }
 
     pub fn listener_settings(&self) -> ListenerSettings {
-        ListenerSettings { header_timeout: self.timeouts.client_header, grace_period: self.grace_period }
+        let client = &self.client_address;
+        let proxy_protocol = match (&client.proxy_protocol_from, client.proxy_protocol) {
+            (Some(from), _) => ProxyProtocol::From(from.clone()),
+            (None, true) => ProxyProtocol::Required,
+            (None, false) => ProxyProtocol::Off,
+        };
+        ListenerSettings {
+            header_timeout: self.timeouts.client_header,
+            grace_period: self.grace_period,
+            client_address: ClientAddressSettings {
+                proxy_protocol,
+                proxy_protocol_timeout: client.proxy_protocol_timeout,
+                trusted_proxies: client.trusted_proxies.clone(),
+            },
+            max_header_bytes: self.limits.max_header_bytes,
+            max_headers: self.limits.max_headers,
+            max_connections: self.limits.max_connections,
+        }
+    }
+
+    pub fn tls_listener_settings(&self) -> TlsListenerSettings {
+        TlsListenerSettings { http: self.listener_settings(), handshake_timeout: self.timeouts.tls_handshake }
     }
 }
 
@@ -133,6 +252,32 @@ mod tests {
         assert_eq!(config.timeouts.connect, Duration::from_secs(2));
         assert_eq!(config.timeouts.response_header, Duration::from_secs(180));
         assert_eq!(config.admin_addr, Config::default().admin_addr);
+    }
+
+    #[test]
+    fn default_certificate_is_a_secret_or_files() {
+        let config: Config = serde_norway::from_str("default-certificate: ingress/wildcard\n").unwrap();
+        let secret = SecretRef { namespace: "ingress".to_owned(), name: "wildcard".to_owned() };
+        assert_eq!(config.default_certificate, Some(DefaultCertificate::Secret(secret.clone())));
+        assert_eq!(config.compile_options().default_certificate, Some(secret));
+        let config: Config =
+            serde_norway::from_str("default-certificate:\n  cert-file: /c.pem\n  key-file: /k.pem\n").unwrap();
+        let files = CertFiles { cert_file: "/c.pem".into(), key_file: "/k.pem".into() };
+        assert_eq!(config.default_certificate, Some(DefaultCertificate::Files(files)));
+        assert_eq!(config.compile_options().default_certificate, None);
+        assert!(serde_norway::from_str::<Config>("default-certificate: nons\n").is_err());
+    }
+
+    #[test]
+    fn cidr_lists_read_as_a_string_or_a_list() {
+        let config: Config = serde_norway::from_str(
+            "client-address:\n  trusted-proxies: 10.0.0.0/8, fd00::/8\ndefault-allow-source-cidrs: [192.168.0.0/16, 10.1.1.1]\n",
+        )
+        .unwrap();
+        assert_eq!(config.client_address.trusted_proxies.unwrap().nets().len(), 2);
+        assert_eq!(config.default_allow_source_cidrs.unwrap().nets().len(), 2);
+        let err = serde_norway::from_str::<Config>("client-address: {trusted-proxies: [10.0.0.0/99]}").unwrap_err();
+        assert!(err.to_string().contains("10.0.0.0/99"), "{err}");
     }
 
     #[test]

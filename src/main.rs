@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use lintel::compile::compile;
-use lintel::config::Config;
+use lintel::compile::{SecretRef, compile};
+use lintel::config::{Config, DefaultCertificate};
 use lintel::report::RoutesReport;
 use lintel::source::manifests::ManifestDir;
+use lintel::table::allow::CidrList;
 
 #[derive(Parser)]
 #[command(name = "lintel", version, about = "A small, fast Kubernetes ingress reverse proxy")]
@@ -42,6 +43,10 @@ struct Common {
     /// `spec.controller` of the IngressClasses served. Default `lintel.dev/ingress-controller`.
     #[arg(long, value_name = "NAME")]
     controller_name: Option<String>,
+    /// `kubernetes.io/tls` Secret served to TLS clients whose name has no certificate of its
+    /// own (and to clients without SNI). Default: a self-signed certificate made at start.
+    #[arg(long, value_name = "NAMESPACE/SECRET")]
+    default_certificate: Option<SecretRef>,
 }
 
 #[derive(clap::Args)]
@@ -57,9 +62,31 @@ struct RunArgs {
     /// Admin listener (/healthz, /readyz, /routes). Default 0.0.0.0:10254.
     #[arg(long, value_name = "ADDR")]
     admin_addr: Option<SocketAddr>,
+    /// Port written in HTTP→HTTPS redirects (the client-facing HTTPS port, e.g. a NodePort).
+    /// Default 443, which is left out of the URL.
+    #[arg(long, value_name = "PORT")]
+    https_redirect_port: Option<u16>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Require a PROXY protocol (v1/v2) header on every connection (behind an NLB or HAProxy).
+    #[arg(long)]
+    proxy_protocol: bool,
+    /// Accept an optional PROXY protocol header, believed only from these peers.
+    #[arg(long, value_name = "CIDR,...")]
+    proxy_protocol_from: Option<CidrList>,
+    /// Believe `X-Forwarded-For` only from these peers (right-most untrusted hop wins).
+    #[arg(long, value_name = "CIDR,...")]
+    trusted_proxies: Option<CidrList>,
+    /// Allowlist for Ingresses that set none.
+    #[arg(long, value_name = "CIDR,...")]
+    default_allow_source_cidrs: Option<CidrList>,
+    /// Most open client connections per listener.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Runtime worker threads. Default: one per core.
+    #[arg(long, value_name = "N")]
+    worker_threads: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -96,6 +123,9 @@ impl Common {
         }
         if let Some(name) = &self.controller_name {
             config.controller_name = name.clone();
+        }
+        if let Some(secret) = &self.default_certificate {
+            config.default_certificate = Some(DefaultCertificate::Secret(secret.clone()));
         }
         Ok(config)
     }
@@ -135,8 +165,29 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(addr) = args.https_addr {
         config.https_addr = addr;
     }
+    if let Some(port) = args.https_redirect_port {
+        config.https_redirect_port = port;
+    }
     if let Some(addr) = args.admin_addr {
         config.admin_addr = addr;
+    }
+    if args.proxy_protocol {
+        config.client_address.proxy_protocol = true;
+    }
+    if let Some(from) = args.proxy_protocol_from {
+        config.client_address.proxy_protocol_from = Some(from);
+    }
+    if let Some(trusted) = args.trusted_proxies {
+        config.client_address.trusted_proxies = Some(trusted);
+    }
+    if let Some(allow) = args.default_allow_source_cidrs {
+        config.default_allow_source_cidrs = Some(allow);
+    }
+    if let Some(n) = args.max_connections {
+        config.limits.max_connections = n;
+    }
+    if let Some(n) = args.worker_threads {
+        config.worker_threads = Some(n);
     }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;

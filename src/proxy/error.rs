@@ -3,8 +3,8 @@
 
 use http::{HeaderValue, Response, StatusCode, header};
 
-use super::body::ProxyBody;
-use crate::upstream::UpstreamError;
+use super::body::{ProxyBody, RequestBodyError};
+use crate::upstream::{BodyError, UpstreamError};
 
 /// Which side caused an error: decides logging and (later) metrics and retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,20 +17,34 @@ pub enum Side {
 pub enum ProxyError {
     #[error("request has no valid Host")]
     BadHost,
+    #[error("{0}")]
+    BadRequest(&'static str),
+    #[error("{0}")]
+    BadPath(#[from] super::normalize::PathError),
+    #[error("client address not allowed")]
+    Forbidden,
+    #[error("request body larger than this site accepts")]
+    BodyTooLarge,
     #[error("no Ingress rule matches this host and path")]
     NoRoute,
+    #[error("the request body stalled: nothing for longer than the idle timeout")]
+    RequestBodyIdle,
     #[error(transparent)]
-    Upstream(#[from] UpstreamError),
+    Upstream(UpstreamError),
 }
 
 impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadHost => StatusCode::BAD_REQUEST,
+            Self::BadHost | Self::BadRequest(_) | Self::BadPath(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::RequestBodyIdle => StatusCode::REQUEST_TIMEOUT,
             Self::Upstream(err) => match err {
                 UpstreamError::NoEndpoint(_) | UpstreamError::Unresolved { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 UpstreamError::Connect(_) | UpstreamError::Protocol(_) => StatusCode::BAD_GATEWAY,
+                UpstreamError::RequestBody(_) => StatusCode::BAD_REQUEST,
                 UpstreamError::ConnectTimeout | UpstreamError::ResponseTimeout => StatusCode::GATEWAY_TIMEOUT,
             },
         }
@@ -38,7 +52,14 @@ impl ProxyError {
 
     pub fn side(&self) -> Side {
         match self {
-            Self::BadHost | Self::NoRoute => Side::Client,
+            Self::BadHost
+            | Self::BadRequest(_)
+            | Self::BadPath(_)
+            | Self::Forbidden
+            | Self::BodyTooLarge
+            | Self::RequestBodyIdle
+            | Self::NoRoute
+            | Self::Upstream(UpstreamError::RequestBody(_)) => Side::Client,
             Self::Upstream(_) => Side::Upstream,
         }
     }
@@ -53,4 +74,32 @@ impl ProxyError {
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
+}
+
+/// Sorts what went wrong on the way upstream; a request body that failed is the client's
+/// doing (too large, or stalled), not the upstream's.
+impl From<UpstreamError> for ProxyError {
+    fn from(err: UpstreamError) -> Self {
+        if let UpstreamError::RequestBody(cause) = &err {
+            if matches!(find::<RequestBodyError>(cause), Some(RequestBodyError::TooLarge(_))) {
+                return Self::BodyTooLarge;
+            }
+            if matches!(find::<BodyError>(cause), Some(BodyError::Idle(_))) {
+                return Self::RequestBodyIdle;
+            }
+        }
+        Self::Upstream(err)
+    }
+}
+
+/// The first error of type `E` in the chain of sources.
+fn find<'a, E: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        source = e.source();
+    }
+    None
 }

@@ -7,7 +7,9 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Uri, Version};
-use hyper::body::Incoming;
+
+use super::body::RequestBody;
+use super::client_addr::Origin;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -21,17 +23,28 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// What the proxy knows about the client side of one request.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientSide {
+    /// The client address (after PROXY protocol and trusted `X-Forwarded-For`).
     pub address: IpAddr,
+    pub origin: Origin,
     /// `http` or `https`: the scheme the client used.
     pub scheme: &'static str,
 }
 
 /// Turns the client's request into the upstream's, with an origin-form URI (the endpoint is
 /// chosen later, per attempt). `host` is the client's `Host` (or `:authority`) exactly as
-/// sent.
-pub fn upstream_request(req: Request<Incoming>, client: ClientSide, host: &HeaderValue) -> Request<Incoming> {
+/// sent; `path`, when set, replaces the path (normalised).
+pub fn upstream_request(
+    req: Request<RequestBody>,
+    path: Option<&str>,
+    client: ClientSide,
+    host: &HeaderValue,
+) -> Result<Request<RequestBody>, http::Error> {
     let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    let path = match (path, parts.uri.query()) {
+        (Some(p), Some(q)) => http::uri::PathAndQuery::try_from(format!("{p}?{q}"))?,
+        (Some(p), None) => http::uri::PathAndQuery::try_from(p)?,
+        (None, _) => parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    };
     parts.uri = Uri::from(path);
     parts.version = Version::HTTP_11;
     let headers = &mut parts.headers;
@@ -47,7 +60,7 @@ pub fn upstream_request(req: Request<Incoming>, client: ClientSide, host: &Heade
         headers.insert(header::HOST, host.clone());
     }
     set_forwarded(headers, client, host);
-    Request::from_parts(parts, body)
+    Ok(Request::from_parts(parts, body))
 }
 
 /// Strips hop-by-hop headers from the upstream's response; everything else passes untouched.
@@ -110,7 +123,8 @@ fn forwarded_port(host: &HeaderValue, scheme: &str) -> HeaderValue {
     }
 }
 
-/// The `Upgrade` protocol of a message that asks to switch (`Connection: upgrade`).
+/// The `Upgrade` protocol of a message that asks to switch (`Connection: upgrade`). Never
+/// `h2c`: an upstream speaking HTTP/2 directly with the client would bypass every rule here.
 fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
     let asks = headers
         .get_all(header::CONNECTION)
@@ -118,7 +132,9 @@ fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    if asks { headers.get(header::UPGRADE).cloned() } else { None }
+    let protocol = headers.get(header::UPGRADE).filter(|_| asks)?;
+    let h2c = protocol.to_str().map_or(true, |p| p.split(',').any(|t| t.trim().eq_ignore_ascii_case("h2c")));
+    if h2c { None } else { Some(protocol.clone()) }
 }
 
 /// Removes `Connection`, the headers it lists, and the fixed hop-by-hop set.
@@ -155,6 +171,19 @@ mod tests {
         assert_eq!(port("[::1]", "https"), "443");
         assert_eq!(port("[::1]:9443", "https"), "9443");
         assert_eq!(port("a.example.com:x", "http"), "80");
+    }
+
+    #[test]
+    fn upgrades_keep_their_headers_except_h2c() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(upgrade_protocol(&h), Some(HeaderValue::from_static("websocket")));
+        h.insert(header::UPGRADE, HeaderValue::from_static("H2C"));
+        assert_eq!(upgrade_protocol(&h), None);
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(upgrade_protocol(&h), None, "no Connection: upgrade, no switch");
     }
 
     #[test]

@@ -3,30 +3,39 @@
 //! an `.await`.
 
 pub mod body;
+pub mod client_addr;
 pub mod error;
 mod forward;
 pub mod listener;
+pub mod normalize;
+mod redirect;
+mod request;
 
-use http::{HeaderValue, Request, Response, header};
+use http::{Request, Response, header};
 use hyper::body::Incoming;
 
-pub use body::ProxyBody;
+pub use body::{ProxyBody, RequestBody};
 pub use error::ProxyError;
 pub use forward::ClientSide;
 
 use crate::live::SharedLive;
+use crate::table::allow::FilterMode;
 use crate::table::normalize_host;
 use crate::upstream;
 
-/// Data-path settings that are not about upstreams (those are in
-/// [`crate::upstream::UpstreamSettings`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProxySettings {}
+/// Data-path settings; those about upstreams (timeouts) are in
+/// [`crate::upstream::UpstreamSettings`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Option<crate::table::allow::CidrList>,
+    /// The port written in redirects to HTTPS; 443 is left out of the URL.
+    pub https_redirect_port: u16,
+}
 
 #[derive(Debug, Clone)]
 pub struct Proxy {
     live: SharedLive,
-    #[allow(dead_code, reason = "no data-path setting outside upstreams yet")]
     settings: ProxySettings,
 }
 
@@ -50,24 +59,58 @@ impl Proxy {
     }
 
     async fn forward(&self, req: Request<Incoming>, client: ClientSide) -> Result<Response<ProxyBody>, ProxyError> {
-        let host = request_host(&req).ok_or(ProxyError::BadHost)?;
+        let host = request::check(&req)?;
+        let path = normalize::normalize_path(req.uri().path())?;
+        let (address, origin) = client_addr::forwarded_client(
+            req.headers(),
+            client.address,
+            client.origin,
+            self.settings.trusted_proxies.as_ref(),
+        );
         let (group, policy) = {
             let live = self.live.load();
             let name = host.to_str().ok().and_then(normalize_host).ok_or(ProxyError::BadHost)?;
-            let route = live.compiled.table.find(&name, req.uri().path()).ok_or(ProxyError::NoRoute)?;
+            let table = &live.compiled.table;
+            let route = table.find(&name, &path);
+            if client.scheme == "http"
+                && let Some(to_https) =
+                    redirect::to_https(table, &name, route, req.uri(), self.settings.https_redirect_port)
+            {
+                return Ok(to_https);
+            }
+            let route = route.ok_or(ProxyError::NoRoute)?;
             let group = live.groups.get(route.backend).cloned().ok_or(ProxyError::NoRoute)?;
             (group, route.policy.clone())
         };
-        let upstream_req = forward::upstream_request(req, client, &host);
+        if let Err(refusal) = policy.source.check(address) {
+            let enforced = policy.source.mode == FilterMode::Enforce;
+            tracing::info!(client = %address, from = %origin, peer = %client.address, backend = %group.name, reason = refusal.as_str(), enforced, "source address refused");
+            if enforced {
+                return Err(ProxyError::Forbidden);
+            }
+        }
+        if let Some(limit) = policy.max_body_size
+            && content_length(&req).is_some_and(|len| len > limit)
+        {
+            return Err(ProxyError::BodyTooLarge);
+        }
+        let client = ClientSide { address, origin, ..client };
+        let path = match path {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(p) => Some(p),
+        };
+        let req = req.map(|body| RequestBody::new(body, policy.max_body_size));
+        let upstream_req =
+            forward::upstream_request(req, path.as_deref(), client, &host).map_err(|_| ProxyError::BadHost)?;
         let response = upstream::send(&group, &policy.upstream, upstream_req).await?;
-        Ok(forward::client_response(response.map(ProxyBody::Upstream)))
+        let mut response = forward::client_response(response.map(ProxyBody::Upstream));
+        if client.scheme == "https" {
+            redirect::add_hsts(&mut response, policy.hsts.as_ref());
+        }
+        Ok(response)
     }
 }
 
-/// The client's host as sent: `:authority` (HTTP/2, absolute-form) or `Host`.
-fn request_host(req: &Request<Incoming>) -> Option<HeaderValue> {
-    if let Some(authority) = req.uri().authority() {
-        return HeaderValue::from_str(authority.as_str()).ok();
-    }
-    req.headers().get(header::HOST).cloned()
+fn content_length(req: &Request<Incoming>) -> Option<u64> {
+    req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }

@@ -15,6 +15,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::endpoint::InFlight;
 use super::error::BodyError;
+use crate::proxy::RequestBody;
 
 /// Fails a body that has been waited on for `idle` without a frame. The clock runs only
 /// while the consumer is asking for the next frame, so a slow reader never trips it.
@@ -73,8 +74,8 @@ where
 /// the sender through `back` and can be sent again.
 #[derive(Debug)]
 pub struct Replayable {
-    body: Option<Incoming>,
-    back: Option<oneshot::Sender<Incoming>>,
+    body: Option<RequestBody>,
+    back: Option<oneshot::Sender<RequestBody>>,
 }
 
 impl Body for Replayable {
@@ -119,7 +120,7 @@ pub enum Outgoing {
 impl Outgoing {
     /// Wraps a request body; for a non-empty one also returns where it comes back to if it
     /// is dropped unsent.
-    pub fn new(body: Option<Incoming>, idle: Duration) -> (Self, Option<oneshot::Receiver<Incoming>>) {
+    pub fn new(body: Option<RequestBody>, idle: Duration) -> (Self, Option<oneshot::Receiver<RequestBody>>) {
         let Some(body) = body.filter(|b| !b.is_end_stream()) else { return (Self::Empty, None) };
         let (tx, rx) = oneshot::channel();
         (Self::Stream(IdleBody::new(Replayable { body: Some(body), back: Some(tx) }, idle)), Some(rx))

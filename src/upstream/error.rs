@@ -19,6 +19,9 @@ pub enum UpstreamError {
     ResponseTimeout,
     #[error("upstream sent an invalid response or closed the connection")]
     Protocol(#[source] hyper_util::client::legacy::Error),
+    /// The client's request body failed while it was being sent (too large, stalled, cut).
+    #[error("the request body could not be read")]
+    RequestBody(#[source] hyper_util::client::legacy::Error),
 }
 
 /// A body that stopped part way; the connection is cut, as no status can be sent any more.
@@ -28,6 +31,8 @@ pub enum BodyError {
     Idle(Duration),
     #[error(transparent)]
     Hyper(#[from] hyper::Error),
+    #[error("request body: {0}")]
+    Request(#[from] crate::proxy::body::RequestBodyError),
 }
 
 /// Why a connection to an upstream could not be made.

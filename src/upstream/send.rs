@@ -7,7 +7,6 @@
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version, header};
 use http_body::Body as _;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Error as ClientError;
 use tokio::sync::oneshot;
 use tokio::time::{Duration, Instant};
@@ -15,9 +14,10 @@ use tokio::time::{Duration, Instant};
 use super::body::{Outgoing, UpstreamBody};
 use super::connector::Born;
 use super::endpoint::{Endpoint, InFlight};
-use super::error::{ConnectError, UpstreamError};
+use super::error::{BodyError, ConnectError, UpstreamError};
 use super::policy::UpstreamPolicy;
 use super::{Group, upgrade};
+use crate::proxy::RequestBody;
 
 /// How long a retry waits for the body of a failed attempt to come back from the
 /// connection that held it.
@@ -27,7 +27,7 @@ const BODY_RETURN: Duration = Duration::from_secs(1);
 pub async fn send(
     group: &Group,
     policy: &UpstreamPolicy,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     let settings = group.settings();
     let response_timeout = policy.response_timeout.unwrap_or(settings.response_timeout);
@@ -94,6 +94,7 @@ pub async fn send(
                 endpoint.note_stale_retry();
                 continue;
             }
+            Failure::RequestBody => return Err(UpstreamError::RequestBody(err)),
             Failure::Stale | Failure::Other => {
                 endpoint.record_failure();
                 return Err(UpstreamError::Protocol(err));
@@ -152,7 +153,7 @@ fn keepalive_timeout(value: &http::HeaderValue) -> Option<u64> {
 
 /// The body of a failed attempt and whether the request can be sent again: an empty body
 /// always can, a streamed one when it came back unread.
-async fn reclaim(back: Option<oneshot::Receiver<Incoming>>) -> (Option<Incoming>, bool) {
+async fn reclaim(back: Option<oneshot::Receiver<RequestBody>>) -> (Option<RequestBody>, bool) {
     let Some(rx) = back else { return (None, true) };
     match tokio::time::timeout(BODY_RETURN, rx).await {
         Ok(Ok(body)) => (Some(body), true),
@@ -170,12 +171,17 @@ enum Failure {
     Connect,
     /// A connection reused from the pool was closed before any answer.
     Stale,
+    /// The client's request body failed: not the upstream's doing.
+    RequestBody,
     Other,
 }
 
 fn classify(err: &ClientError, started: Instant) -> Failure {
     if err.is_connect() {
         return Failure::Connect;
+    }
+    if find::<BodyError>(err).is_some() {
+        return Failure::RequestBody;
     }
     let reused = err.connect_info().is_some_and(|info| {
         let mut extensions = http::Extensions::new();
@@ -204,14 +210,22 @@ fn closed_before_answer(err: &ClientError) -> bool {
 }
 
 fn connect_error(err: ClientError) -> UpstreamError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    match find::<ConnectError>(&err) {
+        Some(ConnectError::TimedOut(_)) => UpstreamError::ConnectTimeout,
+        _ => UpstreamError::Connect(err),
+    }
+}
+
+/// The first error of type `E` in the chain of sources.
+fn find<'a, E: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
+    let mut source = Some(err);
     while let Some(e) = source {
-        if let Some(ConnectError::TimedOut(_)) = e.downcast_ref::<ConnectError>() {
-            return UpstreamError::ConnectTimeout;
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
         }
         source = e.source();
     }
-    UpstreamError::Connect(err)
+    None
 }
 
 /// Only for the tests of this module: the retry rules without a network.

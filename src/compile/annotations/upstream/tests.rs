@@ -217,6 +217,7 @@ fn upstream_keys_are_not_listed_as_unsupported() {
     let mut diagnostics = Vec::new();
     let _ = crate::compile::annotations::policy(
         Some(&annotations),
+        &crate::compile::CompileOptions::default(),
         &Subject::object("Ingress", "default", "a"),
         &mut diagnostics,
     );
