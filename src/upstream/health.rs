@@ -97,8 +97,7 @@ impl Checker {
     /// Starts probing `authority`; `None` outside a Tokio runtime (unit tests of `bind`).
     pub fn start(authority: &Authority, check: Arc<HealthCheck>, health: Arc<ActiveHealth>) -> Option<Self> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let port = check.port.or_else(|| authority.port_u16()).unwrap_or(80);
-        let uri = match Uri::try_from(format!("http://{}:{port}{}", authority.host(), check.path)) {
+        let uri = match probe_uri(authority, &check) {
             Ok(uri) => uri,
             Err(err) => {
                 tracing::warn!(endpoint = %authority, %err, "health-check address is not valid; no checks");
@@ -114,6 +113,12 @@ impl Drop for Checker {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Where to probe: the endpoint's host, the check's port (else the traffic port), the path.
+fn probe_uri(authority: &Authority, check: &HealthCheck) -> Result<Uri, http::uri::InvalidUri> {
+    let port = check.port.or_else(|| authority.port_u16()).unwrap_or(80);
+    Uri::try_from(format!("http://{}:{port}{}", authority.host(), check.path))
 }
 
 async fn run(uri: Uri, check: Arc<HealthCheck>, health: Arc<ActiveHealth>) {
@@ -196,6 +201,16 @@ mod tests {
         assert_eq!(t.observe(false, 2, 3), None, "a failure resets the passing streak");
         assert_eq!(t.observe(true, 2, 3), None);
         assert_eq!(t.observe(true, 2, 3), Some(true));
+    }
+
+    #[test]
+    fn probes_go_to_the_endpoint_host_on_the_check_port() {
+        let check = HealthCheck::new(http::uri::PathAndQuery::from_static("/health?full=1"));
+        let v4: Authority = "10.0.0.1:8080".parse().unwrap();
+        assert_eq!(probe_uri(&v4, &check).unwrap(), "http://10.0.0.1:8080/health?full=1");
+        let v6: Authority = "[fd00::1]:8080".parse().unwrap();
+        let on_port = HealthCheck { port: Some(9090), ..check };
+        assert_eq!(probe_uri(&v6, &on_port).unwrap(), "http://[fd00::1]:9090/health?full=1");
     }
 
     #[test]

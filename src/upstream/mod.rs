@@ -228,3 +228,6 @@ fn parse_endpoints(endpoints: &[Arc<str>]) -> Vec<Authority> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;
