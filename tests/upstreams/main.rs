@@ -32,10 +32,14 @@ struct Site {
 
 impl Site {
     async fn start(docs: &[String]) -> Self {
+        Self::start_with(docs, |_| {}).await
+    }
+
+    async fn start_with(docs: &[String], tweak: impl FnOnce(&mut lintel::config::Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("site.yaml");
         std::fs::write(&file, join(docs)).unwrap();
-        let proxy = start_proxy(dir.path(), |_| {}).await;
+        let proxy = start_proxy(dir.path(), tweak).await;
         Self { _dir: dir, file, proxy }
     }
 
@@ -263,7 +267,8 @@ async fn requests_at_the_upstream_keepalive_edge_never_get_502() {
         upstreams.push(upstream);
     }
     let _ = tracing_subscriber::fmt().with_env_filter("lintel=debug").with_test_writer().try_init();
-    let site = Site::start(&docs).await;
+    // A request stuck on a connection would show as a 504 after 10 s rather than 3 minutes.
+    let site = Site::start_with(&docs, |c| c.timeouts.response_header = Duration::from_secs(10)).await;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for lane in 0..lanes as u64 {
