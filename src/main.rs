@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve traffic.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Compile the manifests without serving: print the routing table and every diagnostic.
     /// Exits 1 when any object was rejected.
     Check(CheckArgs),
@@ -155,7 +155,7 @@ impl Common {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Check(args) => check(args),
     };
     match result {

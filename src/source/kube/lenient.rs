@@ -20,7 +20,7 @@ pub enum Lenient<K> {
     Ok(K),
     /// The object's metadata (as far as it could be read) and why the rest could not.
     Bad {
-        metadata: ObjectMeta,
+        metadata: Box<ObjectMeta>,
         error: String,
     },
 }
@@ -42,7 +42,7 @@ impl<'de, K: DeserializeOwned> Deserialize<'de> for Lenient<K> {
             Ok(k) => Ok(Self::Ok(k)),
             Err(err) => {
                 let metadata = value.get("metadata").and_then(|m| ObjectMeta::deserialize(m).ok()).unwrap_or_default();
-                Ok(Self::Bad { metadata, error: err.to_string() })
+                Ok(Self::Bad { metadata: Box::new(metadata), error: err.to_string() })
             }
         }
     }
