@@ -29,13 +29,15 @@ use lease::LeaseSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("cannot read kubeconfig {path}: {source}")]
-    Kubeconfig { path: PathBuf, source: kube::config::KubeconfigError },
+    // The kube config errors repeat their causes in their own message: kept as text, so the
+    // cause chain is printed once.
+    #[error("cannot use kubeconfig {path}: {reason}")]
+    Kubeconfig { path: PathBuf, reason: String },
     #[error(
-        "no Kubernetes configuration found (not in a cluster, no KUBECONFIG, no ~/.kube/config); \
-         pass --kubeconfig FILE, or --manifests DIR to serve from files: {0}"
+        "no Kubernetes configuration found (pass --kubeconfig FILE, or --manifests DIR to serve \
+         from files): {0}"
     )]
-    Infer(#[from] kube::config::InferConfigError),
+    Infer(String),
     #[error("cannot build the Kubernetes client: {0}")]
     Client(#[from] kube::Error),
     #[error("publish-service must be NAMESPACE/NAME, got {0:?}")]
@@ -102,12 +104,12 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<Client, ClusterError> 
     let config = match kubeconfig {
         Some(path) => {
             let file = Kubeconfig::read_from(path)
-                .map_err(|source| ClusterError::Kubeconfig { path: path.to_owned(), source })?;
+                .map_err(|e| ClusterError::Kubeconfig { path: path.to_owned(), reason: e.to_string() })?;
             kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
                 .await
-                .map_err(|source| ClusterError::Kubeconfig { path: path.to_owned(), source })?
+                .map_err(|e| ClusterError::Kubeconfig { path: path.to_owned(), reason: e.to_string() })?
         }
-        None => kube::Config::infer().await?,
+        None => kube::Config::infer().await.map_err(|e| ClusterError::Infer(e.to_string()))?,
     };
     Ok(Client::try_from(config)?)
 }
