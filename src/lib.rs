@@ -11,6 +11,7 @@ pub mod compile;
 pub mod config;
 pub mod control;
 pub mod diagnostic;
+pub mod fixtures;
 pub mod live;
 pub mod proxy;
 pub mod report;

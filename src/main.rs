@@ -10,6 +10,7 @@ use lintel::compile::compile;
 use lintel::config::Config;
 use lintel::report::RoutesReport;
 use lintel::source::manifests::ManifestDir;
+use lintel::table::allow::CidrList;
 
 #[derive(Parser)]
 #[command(name = "lintel", version, about = "A small, fast Kubernetes ingress reverse proxy")]
@@ -60,6 +61,21 @@ struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Require a PROXY protocol (v1/v2) header on every connection (behind an NLB or HAProxy).
+    #[arg(long)]
+    proxy_protocol: bool,
+    /// Accept an optional PROXY protocol header, believed only from these peers.
+    #[arg(long, value_name = "CIDR,...")]
+    proxy_protocol_from: Option<CidrList>,
+    /// Believe `X-Forwarded-For` only from these peers (right-most untrusted hop wins).
+    #[arg(long, value_name = "CIDR,...")]
+    trusted_proxies: Option<CidrList>,
+    /// Allowlist for Ingresses that set none.
+    #[arg(long, value_name = "CIDR,...")]
+    default_allow_source_cidrs: Option<CidrList>,
+    /// Most open client connections per listener.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
     #[command(flatten)]
     kube: KubeArgs,
 }
@@ -188,6 +204,21 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(addr) = args.admin_addr {
         config.admin_addr = addr;
+    }
+    if args.proxy_protocol {
+        config.client_address.proxy_protocol = true;
+    }
+    if let Some(from) = args.proxy_protocol_from {
+        config.client_address.proxy_protocol_from = Some(from);
+    }
+    if let Some(trusted) = args.trusted_proxies {
+        config.client_address.trusted_proxies = Some(trusted);
+    }
+    if let Some(allow) = args.default_allow_source_cidrs {
+        config.default_allow_source_cidrs = Some(allow);
+    }
+    if let Some(n) = args.max_connections {
+        config.limits.max_connections = n;
     }
     args.kube.apply(&mut config);
     let runtime =

@@ -115,7 +115,7 @@ pub async fn run(
     live: SharedLive,
     shutdown: CancellationToken,
 ) {
-    let recorder = Recorder::new(client, Reporter { controller: "lintel".to_owned(), instance: Some(identity) });
+    let reporter = Reporter { controller: "lintel".to_owned(), instance: Some(identity) };
     let mut gate = Gate::default();
     let mut failing = false;
     loop {
@@ -159,6 +159,9 @@ pub async fn run(
                 action: "Compile".to_owned(),
                 secondary: None,
             };
+            // A fresh Recorder per Event: its cache would turn a later Event with the same
+            // reason into a count bump on the old one, keeping the old note. `Gate` dedups.
+            let recorder = Recorder::new(client.clone(), reporter.clone());
             match recorder.publish(&posted, &reference).await {
                 Ok(()) => failing = false,
                 Err(err) if !failing => {

@@ -50,3 +50,61 @@ impl Body for ProxyBody {
         }
     }
 }
+
+/// The request body on its way upstream, refused once it grows past the route's limit
+/// (chunked bodies included: the limit is on bytes seen, not on what `Content-Length` said).
+#[derive(Debug)]
+pub struct RequestBody {
+    inner: Incoming,
+    limit: Option<u64>,
+    seen: u64,
+}
+
+/// The error a body past its limit ends with; the proxy turns it into 413.
+#[derive(Debug, thiserror::Error)]
+#[error("request body larger than the limit")]
+pub struct BodyTooLarge;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestBodyError {
+    #[error(transparent)]
+    Client(#[from] hyper::Error),
+    #[error(transparent)]
+    TooLarge(#[from] BodyTooLarge),
+}
+
+impl RequestBody {
+    pub fn new(inner: Incoming, limit: Option<u64>) -> Self {
+        Self { inner, limit, seen: 0 }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = RequestBodyError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
+        let this = self.get_mut();
+        let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err.into()))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let (Some(limit), Some(data)) = (this.limit, frame.data_ref()) {
+            this.seen += data.len() as u64;
+            if this.seen > limit {
+                return Poll::Ready(Some(Err(BodyTooLarge.into())));
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

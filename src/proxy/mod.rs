@@ -3,26 +3,32 @@
 //! an `.await`.
 
 pub mod body;
+pub mod client_addr;
 pub mod error;
 mod forward;
 pub mod listener;
+pub mod normalize;
+mod request;
 
 use std::time::Duration;
 
-use http::{HeaderValue, Request, Response, header};
+use http::{Request, Response, header};
 use hyper::body::Incoming;
 
-pub use body::ProxyBody;
+pub use body::{ProxyBody, RequestBody};
 pub use error::ProxyError;
 pub use forward::ClientSide;
 
 use crate::live::SharedLive;
+use crate::table::allow::FilterMode;
 use crate::table::normalize_host;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxySettings {
     /// Time from sending the request to the upstream's response header.
     pub response_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Option<crate::table::allow::CidrList>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,20 +57,47 @@ impl Proxy {
     }
 
     async fn forward(&self, req: Request<Incoming>, client: ClientSide) -> Result<Response<ProxyBody>, ProxyError> {
-        let host = request_host(&req).ok_or(ProxyError::BadHost)?;
-        let group = {
+        let host = request::check(&req)?;
+        let path = normalize::normalize_path(req.uri().path())?;
+        let (address, origin) = client_addr::forwarded_client(
+            req.headers(),
+            client.address,
+            client.origin,
+            self.settings.trusted_proxies.as_ref(),
+        );
+        let (group, policy) = {
             let live = self.live.load();
             let name = host.to_str().ok().and_then(normalize_host).ok_or(ProxyError::BadHost)?;
-            let route = live.compiled.table.find(&name, req.uri().path()).ok_or(ProxyError::NoRoute)?;
-            live.groups.get(route.backend).cloned().ok_or(ProxyError::NoRoute)?
+            let route = live.compiled.table.find(&name, &path).ok_or(ProxyError::NoRoute)?;
+            let group = live.groups.get(route.backend).cloned().ok_or(ProxyError::NoRoute)?;
+            (group, route.policy.clone())
         };
+        if let Err(refusal) = policy.source.check(address) {
+            let enforced = policy.source.mode == FilterMode::Enforce;
+            tracing::info!(client = %address, from = %origin, peer = %client.address, backend = %group.name, reason = refusal.as_str(), enforced, "source address refused");
+            if enforced {
+                return Err(ProxyError::Forbidden);
+            }
+        }
+        if let Some(limit) = policy.max_body_size
+            && content_length(&req).is_some_and(|len| len > limit)
+        {
+            return Err(ProxyError::BodyTooLarge);
+        }
         let Some(endpoint) = group.pick() else {
             return Err(match &group.unresolved {
                 Some(why) => ProxyError::Unresolved { backend: group.name.clone(), why: why.clone() },
                 None => ProxyError::NoEndpoint(group.name.clone()),
             });
         };
-        let upstream_req = forward::upstream_request(req, endpoint, client, &host).map_err(|_| ProxyError::BadHost)?;
+        let client = ClientSide { address, origin, ..client };
+        let path = match path {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(p) => Some(p),
+        };
+        let req = req.map(|body| RequestBody::new(body, policy.max_body_size));
+        let upstream_req = forward::upstream_request(req, path.as_deref(), endpoint, client, &host)
+            .map_err(|_| ProxyError::BadHost)?;
         let response = tokio::time::timeout(self.settings.response_timeout, endpoint.client.request(upstream_req))
             .await
             .map_err(|_| ProxyError::ResponseTimeout)?
@@ -73,10 +106,6 @@ impl Proxy {
     }
 }
 
-/// The client's host as sent: `:authority` (HTTP/2, absolute-form) or `Host`.
-fn request_host(req: &Request<Incoming>) -> Option<HeaderValue> {
-    if let Some(authority) = req.uri().authority() {
-        return HeaderValue::from_str(authority.as_str()).ok();
-    }
-    req.headers().get(header::HOST).cloned()
+fn content_length(req: &Request<Incoming>) -> Option<u64> {
+    req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }

@@ -50,6 +50,14 @@ struct Stamp {
     modified: Option<SystemTime>,
 }
 
+impl Stamp {
+    /// A file changed in the last second may change again within the same coarse file-system
+    /// clock tick with the same length, which its stamp cannot show: such files are re-read.
+    fn is_recent(&self) -> bool {
+        self.modified.and_then(|m| m.elapsed().ok()).is_none_or(|age| age < Duration::from_secs(1))
+    }
+}
+
 #[derive(Debug)]
 struct CachedFile {
     stamp: Stamp,
@@ -98,12 +106,14 @@ impl ManifestDir {
         self.files.retain(|p, _| wanted.contains(p));
         changed |= self.files.len() != before;
         for (path, stamp) in &paths {
-            if self.files.get(path).is_some_and(|f| f.stamp == *stamp) {
+            if self.files.get(path).is_some_and(|f| f.stamp == *stamp && !stamp.is_recent()) {
                 continue;
             }
-            changed = true;
             let previous = self.files.remove(path);
+            let before = previous.as_ref().map(|f| (f.objects.clone(), f.diagnostics.clone()));
             let read = self.read_file(path, *stamp, previous);
+            changed |=
+                before.is_none_or(|(objects, diagnostics)| objects != read.objects || diagnostics != read.diagnostics);
             self.files.insert(path.clone(), read);
         }
         self.scanned_once = true;
@@ -220,10 +230,13 @@ fn parse_file(path: &Path, text: &str) -> Result<Parsed, (Option<usize>, String)
         docs.push((1, value));
     } else {
         for (start_line, doc) in split_yaml_documents(text) {
-            let value: Value = match serde_norway::from_str(doc) {
+            // Padding with the lines before the document makes the parser's own positions,
+            // also those inside its message, count from the top of the file.
+            let padded = format!("{}{doc}", "\n".repeat(start_line - 1));
+            let value: Value = match serde_norway::from_str(&padded) {
                 Ok(v) => v,
                 Err(e) => {
-                    let line = e.location().map(|l| start_line + l.line() - 1).unwrap_or(start_line);
+                    let line = e.location().map_or(start_line, |l| l.line());
                     return Err((Some(line), format!("invalid YAML: {e}")));
                 }
             };
@@ -314,36 +327,68 @@ fn default_namespace(object: &mut Object) {
     meta.namespace.get_or_insert_with(|| "default".to_owned());
 }
 
+/// Parses manifests held in memory as if they were one YAML file named `name`: for tests,
+/// benches and tools that build manifests on the fly.
+pub fn load_str(name: &str, text: &str) -> Loaded {
+    let mut loaded = Loaded::default();
+    match parse_file(Path::new(name), text) {
+        Ok((objects, problems)) => {
+            for (mut object, _) in objects {
+                default_namespace(&mut object);
+                push_object(&mut loaded.snapshot, object);
+            }
+            for (line, msg) in problems {
+                let subject = Subject::File { path: name.to_owned(), line: Some(line) };
+                loaded.diagnostics.push(Diagnostic::error(subject, "", msg));
+            }
+        }
+        Err((line, msg)) => {
+            loaded.diagnostics.push(Diagnostic::error(Subject::File { path: name.to_owned(), line }, "", msg));
+        }
+    }
+    loaded
+}
+
 /// Watches the directory and publishes a new [`Loaded`] whenever its contents change.
 /// Events are coalesced (`debounce`); a periodic rescan catches anything the OS did not report.
-pub async fn watch(
+///
+/// The OS watch is registered before this returns, so no change made after the call is missed
+/// even if the returned future is polled later; the first poll rescans once to cover changes
+/// made between the caller's first scan and the registration.
+pub fn watch(
     mut dir: ManifestDir,
     tx: watch::Sender<Arc<Loaded>>,
     debounce: Duration,
     rescan: Duration,
     shutdown: CancellationToken,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let wake = Arc::new(Notify::new());
-    let _watcher = start_watcher(dir.root(), wake.clone());
-    loop {
-        tokio::select! {
-            () = wake.notified() => tokio::time::sleep(debounce).await,
-            () = tokio::time::sleep(rescan) => {}
-            () = shutdown.cancelled() => return,
-        }
-        let scanned = tokio::task::spawn_blocking(move || {
-            let loaded = dir.scan();
-            (dir, loaded)
-        })
-        .await;
-        let Ok((back, loaded)) = scanned else {
-            tracing::error!("manifests scan task failed; stopping the watcher");
-            return;
-        };
-        dir = back;
-        if let Some(loaded) = loaded {
-            tracing::info!(dir = %dir.root().display(), "manifests changed");
-            tx.send_replace(Arc::new(loaded));
+    let watcher = start_watcher(dir.root(), wake.clone());
+    // Without OS events, rescanning often is all that keeps changes live within a second.
+    let rescan = if watcher.is_some() { rescan } else { rescan.min(Duration::from_secs(1)) };
+    wake.notify_one();
+    async move {
+        let _watcher = watcher;
+        loop {
+            tokio::select! {
+                () = wake.notified() => tokio::time::sleep(debounce).await,
+                () = tokio::time::sleep(rescan) => {}
+                () = shutdown.cancelled() => return,
+            }
+            let scanned = tokio::task::spawn_blocking(move || {
+                let loaded = dir.scan();
+                (dir, loaded)
+            })
+            .await;
+            let Ok((back, loaded)) = scanned else {
+                tracing::error!("manifests scan task failed; stopping the watcher");
+                return;
+            };
+            dir = back;
+            if let Some(loaded) = loaded {
+                tracing::info!(dir = %dir.root().display(), "manifests changed");
+                tx.send_replace(Arc::new(loaded));
+            }
         }
     }
 }

@@ -41,6 +41,11 @@ impl PathRule {
         &self.written
     }
 
+    /// What the rule matches by: for Prefix, without its trailing `/`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     pub fn kind(&self) -> PathKind {
         self.kind
     }
