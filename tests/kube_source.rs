@@ -418,6 +418,36 @@ async fn a_lease_left_by_a_dead_leader_is_taken_over_once_it_expires() {
     assert!(lease["spec"]["holderIdentity"].is_null(), "released on shutdown: {lease}");
 }
 
+#[tokio::test]
+async fn a_lease_write_that_loses_a_race_makes_no_leader() {
+    use lintel::cluster::lease::{self, LeaseSettings};
+
+    let api = ApiServer::start().await;
+    api.apply(serde_json::json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "lintel-leader", "namespace": "lintel"},
+        "spec": {"leaseDurationSeconds": 1}
+    }));
+    api.conflict_next_put("leases");
+    let dir = tempfile::tempdir().unwrap();
+    let client = lintel::cluster::connect(Some(&api.kubeconfig(dir.path(), "a"))).await.unwrap();
+    let settings = LeaseSettings::new("lintel".into(), "lintel-leader".into(), "me".into(), Duration::from_secs(1));
+    let (tx, mut leader) = tokio::sync::watch::channel(false);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let elector = tokio::spawn(lease::run(client, settings, tx, shutdown.clone()));
+    tokio::time::timeout(LIMIT, leader.changed()).await.unwrap().unwrap();
+    assert!(*leader.borrow());
+    let puts = api.requests().iter().filter(|r| r.method == "PUT" && r.path.contains("/leases/")).count();
+    assert_eq!(puts, 2, "the first write lost the race (409) and made no leader; the retry won");
+    let lease = api.get("coordination.k8s.io/v1", "Lease", "lintel", "lintel-leader").unwrap();
+    assert_eq!(lease["spec"]["holderIdentity"], "me");
+    shutdown.cancel();
+    elector.await.unwrap();
+    assert!(!*leader.borrow());
+    let lease = api.get("coordination.k8s.io/v1", "Lease", "lintel", "lintel-leader").unwrap();
+    assert!(lease["spec"]["holderIdentity"].is_null());
+}
+
 /// Not a timed assertion: measures how long a change in the API takes to be live in the
 /// table with 1,000 Ingresses loaded, and prints p50/p99.
 /// `cargo test --test kube_source -- --ignored --nocapture latency`

@@ -37,6 +37,8 @@ struct Shared {
     /// Collections whose lists wait until released.
     held: Mutex<HashSet<String>>,
     released: Notify,
+    /// Collections whose next PUT loses a race with another writer (409 Conflict).
+    conflicts: Mutex<HashSet<String>>,
 }
 
 pub struct ApiServer {
@@ -56,6 +58,7 @@ impl ApiServer {
             watches: Mutex::new(CancellationToken::new()),
             held: Mutex::new(HashSet::new()),
             released: Notify::new(),
+            conflicts: Mutex::new(HashSet::new()),
         });
         let server = Self { addr, shared, up: Mutex::new(None) };
         server.serve(listener);
@@ -124,6 +127,12 @@ impl ApiServer {
     pub fn release(&self, plural: &str) {
         self.shared.held.lock().unwrap().remove(plural);
         self.shared.released.notify_waiters();
+    }
+
+    /// The next PUT to this collection (`"leases"`) answers 409 Conflict, as if another
+    /// writer had updated the object between the client's read and its write.
+    pub fn conflict_next_put(&self, plural: &str) {
+        self.shared.conflicts.lock().unwrap().insert(plural.to_owned());
     }
 
     fn changed(&self) {
@@ -395,6 +404,14 @@ fn update(
 
 fn replace(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Answer {
     let object = parse_body(body)?;
+    let plural = target.resource.rsplit('/').next().unwrap_or_default();
+    if shared.conflicts.lock().unwrap().remove(plural) {
+        return Err((
+            409,
+            "Conflict",
+            format!("the object has been modified; please apply your changes to the latest version ({name})"),
+        ));
+    }
     update(shared, target, name, |_| object, true)
 }
 
