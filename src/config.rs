@@ -30,6 +30,8 @@ pub struct Config {
     /// The allowlist of Ingresses that set none (absent: open).
     pub default_allow_source_cidrs: Option<CidrList>,
     pub limits: Limits,
+    /// Runtime worker threads (absent: one per core).
+    pub worker_threads: Option<usize>,
     /// How long in-flight requests get to finish at shutdown.
     #[serde(with = "humantime_serde")]
     pub grace_period: Duration,
@@ -127,6 +129,7 @@ impl Default for Config {
             client_address: ClientAddress::default(),
             default_allow_source_cidrs: None,
             limits: Limits::default(),
+            worker_threads: None,
             grace_period: Duration::from_secs(30),
             kubeconfig: None,
             watch_namespace: Vec::new(),

@@ -76,6 +76,9 @@ struct RunArgs {
     /// Most open client connections per listener.
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Runtime worker threads. Default: one per core.
+    #[arg(long, value_name = "N")]
+    worker_threads: Option<usize>,
     #[command(flatten)]
     kube: KubeArgs,
 }
@@ -219,6 +222,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(n) = args.max_connections {
         config.limits.max_connections = n;
+    }
+    if let Some(n) = args.worker_threads {
+        config.worker_threads = Some(n);
     }
     args.kube.apply(&mut config);
     let runtime =

@@ -79,6 +79,7 @@ const V2_SIGNATURE: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
 const V1_PREFIX: &[u8] = b"PROXY ";
 /// v1 headers are at most 107 bytes; v2 ones carry TLVs, an NLB's are small.
 const MAX_HEADER: usize = 4096;
+const V1_MAX: usize = 107;
 
 /// Reads the PROXY header the settings call for, and returns the stream (with any bytes read
 /// past the header put back in front) and the client address the header declares.
@@ -118,7 +119,7 @@ async fn read_header(
         if stream.read_buf(&mut buf).await? == 0 {
             return Err(ProxyHeaderError::Closed);
         }
-        match parse(&buf)? {
+        match parse_header(&buf)? {
             Parsed::NotAHeader if required => return Err(ProxyHeaderError::Missing),
             Parsed::NotAHeader => return Ok((None, buf.freeze())),
             Parsed::Incomplete if buf.len() >= MAX_HEADER => return Err(ProxyHeaderError::Invalid),
@@ -131,15 +132,16 @@ async fn read_header(
     }
 }
 
+/// What the start of a connection holds.
 #[derive(Debug, PartialEq, Eq)]
-enum Parsed {
+pub enum Parsed {
     NotAHeader,
     Incomplete,
     Header { len: usize, source: Option<IpAddr> },
 }
 
 /// Parses the start of a connection. Pure, so the fuzz and property tests can drive it.
-fn parse(data: &[u8]) -> Result<Parsed, ProxyHeaderError> {
+pub fn parse_header(data: &[u8]) -> Result<Parsed, ProxyHeaderError> {
     let n = data.len();
     let may_be_v2 = data[..n.min(V2_SIGNATURE.len())] == V2_SIGNATURE[..n.min(V2_SIGNATURE.len())];
     let may_be_v1 = data[..n.min(V1_PREFIX.len())] == V1_PREFIX[..n.min(V1_PREFIX.len())];
@@ -151,6 +153,12 @@ fn parse(data: &[u8]) -> Result<Parsed, ProxyHeaderError> {
     }
     let header = HeaderResult::parse(data);
     if header.is_incomplete() {
+        // A v1 header is one line of at most 107 bytes: once the line has ended (or cannot
+        // end in time), more bytes will not make it valid.
+        let line_done = data.iter().take(V1_MAX).any(|&b| b == b'\n') || data.len() > V1_MAX;
+        if may_be_v1 && line_done {
+            return Err(ProxyHeaderError::Invalid);
+        }
         return Ok(Parsed::Incomplete);
     }
     match header {

@@ -45,7 +45,7 @@ pub enum ProxyError {
 impl ProxyError {
     /// Sorts a client error by what went wrong.
     pub fn from_client(err: hyper_util::client::legacy::Error) -> Self {
-        if find::<super::body::BodyTooLarge>(&err).is_some() {
+        if matches!(find::<super::body::RequestBodyError>(&err), Some(super::body::RequestBodyError::TooLarge(_))) {
             return Self::BodyTooLarge;
         }
         if err.is_connect() {

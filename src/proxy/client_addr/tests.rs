@@ -16,12 +16,12 @@ fn v2_header(src: std::net::Ipv4Addr) -> Vec<u8> {
 #[test]
 fn parses_v1_headers() {
     let data = b"PROXY TCP4 203.0.113.9 10.0.0.1 51000 443\r\nGET / HTTP/1.1\r\n";
-    let Parsed::Header { len, source } = parse(data).unwrap() else { panic!() };
+    let Parsed::Header { len, source } = parse_header(data).unwrap() else { panic!() };
     assert_eq!(&data[len..len + 3], b"GET");
     assert_eq!(source, Some("203.0.113.9".parse().unwrap()));
     let v6 = b"PROXY TCP6 2001:db8::7 ::1 51000 443\r\n";
-    assert!(matches!(parse(v6).unwrap(), Parsed::Header { source: Some(IpAddr::V6(_)), .. }));
-    assert_eq!(parse(b"PROXY UNKNOWN\r\n").unwrap(), Parsed::Header { len: 15, source: None });
+    assert!(matches!(parse_header(v6).unwrap(), Parsed::Header { source: Some(IpAddr::V6(_)), .. }));
+    assert_eq!(parse_header(b"PROXY UNKNOWN\r\n").unwrap(), Parsed::Header { len: 15, source: None });
 }
 
 #[test]
@@ -30,7 +30,7 @@ fn parses_v2_headers() {
     let header_len = data.len();
     data.extend_from_slice(b"GET /");
     assert_eq!(
-        parse(&data).unwrap(),
+        parse_header(&data).unwrap(),
         Parsed::Header { len: header_len, source: Some("198.51.100.4".parse().unwrap()) }
     );
 }
@@ -39,13 +39,13 @@ fn parses_v2_headers() {
 fn partial_headers_ask_for_more_and_other_data_is_not_a_header() {
     let v2 = v2_header("198.51.100.4".parse().unwrap());
     for cut in 1..v2.len() {
-        assert_eq!(parse(&v2[..cut]).unwrap(), Parsed::Incomplete, "cut at {cut}");
+        assert_eq!(parse_header(&v2[..cut]).unwrap(), Parsed::Incomplete, "cut at {cut}");
     }
-    assert_eq!(parse(b"PROXY TCP4 1.2.3.4").unwrap(), Parsed::Incomplete);
-    assert_eq!(parse(b"PRO").unwrap(), Parsed::Incomplete);
-    assert_eq!(parse(b"GET / HTTP/1.1\r\n").unwrap(), Parsed::NotAHeader);
-    assert_eq!(parse(b"\x16\x03\x01").unwrap(), Parsed::NotAHeader);
-    assert!(parse(b"PROXY TCP4 nonsense here 1 2\r\n").is_err());
+    assert_eq!(parse_header(b"PROXY TCP4 1.2.3.4").unwrap(), Parsed::Incomplete);
+    assert_eq!(parse_header(b"PRO").unwrap(), Parsed::Incomplete);
+    assert_eq!(parse_header(b"GET / HTTP/1.1\r\n").unwrap(), Parsed::NotAHeader);
+    assert_eq!(parse_header(b"\x16\x03\x01").unwrap(), Parsed::NotAHeader);
+    assert!(parse_header(b"PROXY TCP4 nonsense here 1 2\r\n").is_err());
 }
 
 fn headers(xff: &[&str]) -> HeaderMap {
@@ -94,17 +94,17 @@ fn forwarded_for_stops_at_garbage_and_accepts_ports() {
 proptest! {
     #[test]
     fn parse_never_panics(data in prop::collection::vec(any::<u8>(), 0..300)) {
-        let _ = parse(&data);
+        let _ = parse_header(&data);
     }
 
     #[test]
     fn v1_prefix_with_noise_never_panics(rest in ".{0,120}") {
-        let _ = parse(format!("PROXY {rest}").as_bytes());
+        let _ = parse_header(format!("PROXY {rest}").as_bytes());
     }
 
     #[test]
     fn a_header_never_claims_more_bytes_than_it_has(data in prop::collection::vec(any::<u8>(), 0..300)) {
-        if let Ok(Parsed::Header { len, .. }) = parse(&data) {
+        if let Ok(Parsed::Header { len, .. }) = parse_header(&data) {
             prop_assert!(len <= data.len());
         }
     }
