@@ -92,6 +92,17 @@ async fn readyz_waits_until_every_kind_is_listed() {
 }
 
 #[tokio::test]
+async fn an_empty_cluster_is_ready_with_an_empty_table() {
+    let api = ApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let lintel = start_lintel(&api, dir.path(), "a", |_| {}).await;
+    wait_until("/readyz 200", LIMIT, || async { readyz(&lintel).await == StatusCode::OK }).await;
+    assert_eq!(get(&client(), lintel.http_addr, "any.example.com", "/").await.0, StatusCode::NOT_FOUND);
+    lintel.shutdown();
+    lintel.wait().await;
+}
+
+#[tokio::test]
 async fn long_lists_are_read_page_by_page() {
     let api = ApiServer::start().await;
     api.apply_all([ingress_class(), service("web", "app")]);

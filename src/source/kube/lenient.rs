@@ -25,15 +25,6 @@ pub enum Lenient<K> {
     },
 }
 
-impl<K> Lenient<K> {
-    pub fn ok(&self) -> Option<&K> {
-        match self {
-            Self::Ok(k) => Some(k),
-            Self::Bad { .. } => None,
-        }
-    }
-}
-
 impl<'de, K: DeserializeOwned> Deserialize<'de> for Lenient<K> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut value = Value::deserialize(deserializer)?;

@@ -47,7 +47,7 @@ pub async fn watch(
     let wake = Arc::new(Notify::new());
     let mut tasks = JoinSet::new();
     let reflectors = Reflectors::start(&client, &namespaces, &wake, &mut tasks, &shutdown);
-    let mut published = false;
+    let mut first = true;
     loop {
         tokio::select! {
             () = settings.settle.next_burst(&wake) => {}
@@ -58,7 +58,7 @@ pub async fn watch(
         }
         let started = Instant::now();
         let loaded = reflectors.loaded();
-        if !published {
+        if first {
             let s = &loaded.snapshot;
             tracing::info!(
                 ingresses = s.ingresses.len(),
@@ -69,12 +69,12 @@ pub async fn watch(
                 "every watched kind is listed; publishing the first picture"
             );
         }
-        let first = !published;
-        published = true;
+        // The first picture goes out even when empty: it is what makes the proxy ready.
         if first || **tx.borrow() != loaded {
             tracing::debug!(took_ms = started.elapsed().as_secs_f64() * 1e3, "snapshot rebuilt from the stores");
             tx.send_replace(Arc::new(loaded));
         }
+        first = false;
     }
     tasks.shutdown().await;
 }
