@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use lintel::compile::compile;
-use lintel::config::Config;
+use lintel::compile::{SecretRef, compile};
+use lintel::config::{Config, DefaultCertificate};
 use lintel::report::RoutesReport;
 use lintel::source::manifests::ManifestDir;
 use lintel::table::allow::CidrList;
@@ -43,6 +43,10 @@ struct Common {
     /// `spec.controller` of the IngressClasses served. Default `lintel.dev/ingress-controller`.
     #[arg(long, value_name = "NAME")]
     controller_name: Option<String>,
+    /// `kubernetes.io/tls` Secret served to TLS clients whose name has no certificate of its
+    /// own (and to clients without SNI). Default: a self-signed certificate made at start.
+    #[arg(long, value_name = "NAMESPACE/SECRET")]
+    default_certificate: Option<SecretRef>,
 }
 
 #[derive(clap::Args)]
@@ -58,6 +62,10 @@ struct RunArgs {
     /// Admin listener (/healthz, /readyz, /routes). Default 0.0.0.0:10254.
     #[arg(long, value_name = "ADDR")]
     admin_addr: Option<SocketAddr>,
+    /// Port written in HTTP→HTTPS redirects (the client-facing HTTPS port, e.g. a NodePort).
+    /// Default 443, which is left out of the URL.
+    #[arg(long, value_name = "PORT")]
+    https_redirect_port: Option<u16>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -167,6 +175,9 @@ impl Common {
         if let Some(name) = &self.controller_name {
             config.controller_name = name.clone();
         }
+        if let Some(secret) = &self.default_certificate {
+            config.default_certificate = Some(DefaultCertificate::Secret(secret.clone()));
+        }
         Ok(config)
     }
 }
@@ -204,6 +215,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(addr) = args.https_addr {
         config.https_addr = addr;
+    }
+    if let Some(port) = args.https_redirect_port {
+        config.https_redirect_port = port;
     }
     if let Some(addr) = args.admin_addr {
         config.admin_addr = addr;

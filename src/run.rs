@@ -14,11 +14,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::{Config, DefaultCertificate};
 use crate::control::Control;
 use crate::live::{Live, SharedLive};
 use crate::proxy::{Proxy, listener};
 use crate::source::manifests::{self, ManifestDir};
+use crate::tls::{self, TlsError, default_cert, resolver::CertResolver};
 use crate::upstream::Upstreams;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,8 @@ pub enum StartError {
     Manifests(PathBuf),
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("startup task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -41,6 +44,7 @@ const DEBOUNCE: Duration = Duration::from_millis(50);
 /// A running proxy.
 pub struct Running {
     pub http_addr: SocketAddr,
+    pub https_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub live: SharedLive,
     shutdown: CancellationToken,
@@ -65,9 +69,12 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Start
 
 pub async fn start(config: &Config) -> Result<Running, StartError> {
     let http = bind("http", config.http_addr).await?;
+    let https = bind("https", config.https_addr).await?;
     let admin = bind("admin", config.admin_addr).await?;
     let http_addr =
         http.local_addr().map_err(|source| StartError::Bind { what: "http", addr: config.http_addr, source })?;
+    let https_addr =
+        https.local_addr().map_err(|source| StartError::Bind { what: "https", addr: config.https_addr, source })?;
     let admin_addr =
         admin.local_addr().map_err(|source| StartError::Bind { what: "admin", addr: config.admin_addr, source })?;
 
@@ -79,6 +86,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         upstreams: Arc::new(Upstreams::new(config.upstream_settings())),
         options: config.compile_options(),
         ready: ready.clone(),
+        keys: Arc::default(),
     };
     let mut tasks = JoinSet::new();
 
@@ -91,11 +99,15 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     }
 
     let proxy = Arc::new(Proxy::new(live.clone(), config.proxy_settings()));
+    let resolver = Arc::new(CertResolver::new(live.clone(), builtin_default_cert(config)?));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(resolver)?));
+    let tls_settings = config.tls_listener_settings();
+    tasks.spawn(tls::listener::serve(https, acceptor, proxy.clone(), tls_settings, shutdown.clone()));
     tasks.spawn(listener::serve(http, proxy, "http", config.listener_settings(), shutdown.clone()));
     let admin_state = AdminState { live: live.clone(), ready, draining: shutdown.clone() };
     tasks.spawn(admin::serve(admin, admin_state, shutdown.clone()));
-    tracing::info!(%http_addr, %admin_addr, "lintel is serving");
-    Ok(Running { http_addr, admin_addr, live, shutdown, tasks })
+    tracing::info!(%http_addr, %https_addr, %admin_addr, "lintel is serving");
+    Ok(Running { http_addr, https_addr, admin_addr, live, shutdown, tasks })
 }
 
 /// The manifests-directory source: the first table is loaded before serving starts.
@@ -120,4 +132,26 @@ async fn start_manifests(
     tasks.spawn(manifests::watch(manifest_dir, tx, DEBOUNCE, RESCAN, shutdown.clone()));
     tasks.spawn(control.run(rx, shutdown.clone()));
     Ok(())
+}
+
+/// The certificate served when the table has none for a name: the configured PEM files, else
+/// a self-signed one made now.
+fn builtin_default_cert(config: &Config) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
+    if let Some(DefaultCertificate::Files(files)) = &config.default_certificate {
+        let cert = default_cert::from_files(&files.cert_file, &files.key_file)?;
+        tracing::info!(cert = %files.cert_file.display(), "default TLS certificate loaded");
+        return Ok(cert);
+    }
+    let cert = default_cert::self_signed()?;
+    match &config.default_certificate {
+        Some(DefaultCertificate::Secret(secret)) => tracing::info!(
+            %secret,
+            "default TLS certificate comes from the Secret; a self-signed one is used while it is missing or unusable"
+        ),
+        _ => tracing::info!(
+            name = default_cert::SELF_SIGNED_NAME,
+            "no default TLS certificate configured; generated a self-signed one"
+        ),
+    }
+    Ok(cert)
 }

@@ -194,6 +194,46 @@ async fn a_tls_secret_appearing_after_its_ingress_reaches_the_snapshot() {
 }
 
 #[tokio::test]
+async fn watch_namespaces_limit_what_is_read_but_the_default_certificate_is_always_read() {
+    use std::sync::Arc;
+
+    use lintel::source::Loaded;
+    use lintel::source::kube::WatchSettings;
+
+    let api = ApiServer::start().await;
+    api.apply_all([
+        ingress_class(),
+        ingress("web", "app", "app.example.com", "/", "app"),
+        ingress("other", "app", "other.example.com", "/", "app"),
+        secret("web", "app-tls", "kubernetes.io/tls"),
+        secret("lintel", "fallback", "kubernetes.io/tls"),
+        secret("lintel", "unrelated", "kubernetes.io/tls"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let client = lintel::cluster::connect(Some(&api.kubeconfig(dir.path(), "a"))).await.unwrap();
+    let settings = WatchSettings {
+        namespaces: vec!["web".to_owned()],
+        extra_secrets: vec![("lintel".to_owned(), "fallback".to_owned())],
+        ..WatchSettings::default()
+    };
+    let (tx, mut rx) = tokio::sync::watch::channel(Arc::new(Loaded::default()));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let source = tokio::spawn(lintel::source::kube::watch(client, settings, tx, shutdown.clone()));
+    tokio::time::timeout(LIMIT, rx.changed()).await.unwrap().unwrap();
+    let names = |items: Vec<(Option<String>, Option<String>)>| -> Vec<String> {
+        items.into_iter().map(|(ns, name)| format!("{}/{}", ns.unwrap(), name.unwrap())).collect()
+    };
+    let loaded = rx.borrow().clone();
+    let ingresses = loaded.snapshot.ingresses.iter().map(|i| (i.metadata.namespace.clone(), i.metadata.name.clone()));
+    assert_eq!(names(ingresses.collect()), ["web/app"]);
+    let secrets = loaded.snapshot.secrets.iter().map(|s| (s.metadata.namespace.clone(), s.metadata.name.clone()));
+    assert_eq!(names(secrets.collect()), ["lintel/fallback", "web/app-tls"]);
+    assert_eq!(loaded.snapshot.ingress_classes.len(), 1, "IngressClasses are cluster-wide");
+    shutdown.cancel();
+    source.await.unwrap();
+}
+
+#[tokio::test]
 async fn an_object_that_does_not_parse_costs_only_itself() {
     let api = ApiServer::start().await;
     let mut broken = ingress("web", "broken", "broken.example.com", "/", "app");

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::compile::CompileOptions;
-use crate::config::Config;
+use crate::config::{Config, DefaultCertificate};
 use crate::control::Control;
 use crate::source::Loaded;
 use crate::source::kube::{Settle, WatchSettings};
@@ -78,7 +78,14 @@ impl ClusterSettings {
             LeaseSettings::new(namespace, config.election_id.clone(), identity(), config.election_lease_duration);
         Ok(Self {
             kubeconfig: config.kubeconfig.clone(),
-            watch: WatchSettings { namespaces: config.watch_namespace.clone(), settle: Settle::default() },
+            watch: WatchSettings {
+                namespaces: config.watch_namespace.clone(),
+                extra_secrets: match &config.default_certificate {
+                    Some(DefaultCertificate::Secret(s)) => vec![(s.namespace.clone(), s.name.clone())],
+                    _ => Vec::new(),
+                },
+                settle: Settle::default(),
+            },
             publish,
             lease,
             options: config.compile_options(),

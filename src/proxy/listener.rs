@@ -1,6 +1,6 @@
-//! Accepting connections: an optional PROXY protocol header, then hyper's HTTP/1.1 and
-//! HTTP/2 (prior knowledge) on one plain listener, with header size/count/time limits, a cap
-//! on open connections, and graceful shutdown.
+//! Accepting connections: an optional PROXY protocol header, an optional TLS handshake (with
+//! its own timeout, in the connection's own task), then hyper's HTTP/1.1 and HTTP/2, with
+//! header size/count/time limits, a cap on open connections, and graceful shutdown.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,6 +13,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::client_addr::{self, ClientAddressSettings};
@@ -31,11 +32,30 @@ pub struct ListenerSettings {
     pub max_connections: usize,
 }
 
+/// TLS on a listener: the acceptor and how long a handshake may take.
+#[derive(Clone)]
+pub struct Tls {
+    pub acceptor: TlsAcceptor,
+    pub handshake_timeout: Duration,
+}
+
 /// Serves `listener` until `shutdown`, then lets open connections finish for the grace period.
 pub async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     scheme: &'static str,
+    settings: ListenerSettings,
+    shutdown: CancellationToken,
+) {
+    serve_with(listener, proxy, scheme, None, settings, shutdown).await;
+}
+
+/// [`serve`], with TLS terminated on each connection when `tls` is set.
+pub async fn serve_with(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    scheme: &'static str,
+    tls: Option<Tls>,
     settings: ListenerSettings,
     shutdown: CancellationToken,
 ) {
@@ -76,10 +96,10 @@ pub async fn serve(
             () = shutdown.cancelled() => break,
         };
         let watcher = graceful.watcher();
-        let (proxy, builder, settings) = (proxy.clone(), builder.clone(), settings.clone());
+        let (proxy, builder, settings, tls) = (proxy.clone(), builder.clone(), settings.clone(), tls.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            serve_connection(stream, peer, proxy, scheme, &builder, &settings, watcher).await;
+            serve_connection(stream, peer, proxy, scheme, tls, &builder, &settings, watcher).await;
         });
     }
     drop(listener);
@@ -88,11 +108,13 @@ pub async fn serve(
     }
 }
 
+#[expect(clippy::too_many_arguments, reason = "one call site; the pieces of one accepted connection")]
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     proxy: Arc<Proxy>,
     scheme: &'static str,
+    tls: Option<Tls>,
     builder: &auto::Builder<TokioExecutor>,
     settings: &ListenerSettings,
     watcher: hyper_util::server::graceful::Watcher,
@@ -110,8 +132,24 @@ async fn serve_connection(
         let proxy = proxy.clone();
         async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    if let Err(err) = watcher.watch(conn.into_owned()).await {
+    let result = match tls {
+        None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await,
+        Some(tls) => {
+            let stream = match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => {
+                    tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
+        }
+    };
+    if let Err(err) = result {
         tracing::debug!(%peer, error = %err, "connection ended with an error");
     }
 }

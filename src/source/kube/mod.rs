@@ -31,6 +31,9 @@ use stores::Reflectors;
 pub struct WatchSettings {
     /// Namespaces of the namespaced kinds; empty means all namespaces.
     pub namespaces: Vec<String>,
+    /// Single TLS Secrets `(namespace, name)` to watch even outside `namespaces` (the default
+    /// certificate).
+    pub extra_secrets: Vec<(String, String)>,
     pub settle: Settle,
 }
 
@@ -46,7 +49,12 @@ pub async fn watch(
     namespaces.dedup();
     let wake = Arc::new(Notify::new());
     let mut tasks = JoinSet::new();
-    let reflectors = Reflectors::start(&client, &namespaces, &wake, &mut tasks, &shutdown);
+    let extra: Vec<(String, String)> = if namespaces.is_empty() {
+        Vec::new()
+    } else {
+        settings.extra_secrets.iter().filter(|(ns, _)| !namespaces.contains(ns)).cloned().collect()
+    };
+    let reflectors = Reflectors::start(&client, &namespaces, &extra, &wake, &mut tasks, &shutdown);
     let mut first = true;
     loop {
         tokio::select! {

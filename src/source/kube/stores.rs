@@ -76,10 +76,12 @@ pub struct Reflectors {
 
 impl Reflectors {
     /// Starts every watcher on `tasks`. Each pokes `wake` whenever its store may have changed.
-    /// An empty `namespaces` watches the whole cluster.
+    /// An empty `namespaces` watches the whole cluster; `extra_secrets` are single TLS Secrets
+    /// `(namespace, name)` watched besides.
     pub fn start(
         client: &Client,
         namespaces: &[String],
+        extra_secrets: &[(String, String)],
         wake: &Arc<Notify>,
         tasks: &mut JoinSet<()>,
         shutdown: &CancellationToken,
@@ -88,7 +90,12 @@ impl Reflectors {
         let ingresses = spawner.namespaced::<Ingress>(watcher::Config::default());
         let services = spawner.namespaced::<Service>(watcher::Config::default());
         let endpoint_slices = spawner.namespaced::<EndpointSlice>(watcher::Config::default());
-        let secrets = spawner.namespaced::<Secret>(watcher::Config::default().fields(TLS_SECRETS));
+        let mut secrets = spawner.namespaced::<Secret>(watcher::Config::default().fields(TLS_SECRETS));
+        for (ns, name) in extra_secrets {
+            let api = Api::<Lenient<Secret>>::namespaced(client.clone(), ns);
+            let config = watcher::Config::default().fields(&format!("{TLS_SECRETS},metadata.name={name}"));
+            secrets.stores.push(spawner.spawn(api, config, &format!("secret {ns}/{name}")));
+        }
         let api = Api::<Lenient<IngressClass>>::all(client.clone());
         let ingress_classes = Stores { stores: vec![spawner.spawn(api, watcher::Config::default(), "ingressclasses")] };
         Self { ingresses, ingress_classes, services, endpoint_slices, secrets, listed: spawner.listed }
