@@ -194,6 +194,24 @@ async fn a_tls_secret_appearing_after_its_ingress_reaches_the_snapshot() {
 }
 
 #[tokio::test]
+async fn a_tls_secret_appearing_after_its_ingress_is_served() {
+    let api = ApiServer::start().await;
+    let tls_ingress = with_tls(ingress("web", "app", "app.example.com", "/", "app"), "app.example.com", "app-tls");
+    api.apply_all([ingress_class(), service("web", "app"), tls_ingress]);
+    let dir = tempfile::tempdir().unwrap();
+    let lintel = start_lintel(&api, dir.path(), "a", |_| {}).await;
+    wait_until("the Ingress", LIMIT, || async { served(&lintel) == ["web/app"] }).await;
+    let own_cert =
+        |lintel: &Running| lintel.live.load().compiled.table.tls().certificate(Some("app.example.com")).is_some();
+    assert!(!own_cert(&lintel), "no certificate before its Secret exists");
+
+    api.apply(tls_secret_for("web", "app-tls", "app.example.com"));
+    wait_until("the certificate in the table", LIMIT, || async { own_cert(&lintel) }).await;
+    lintel.shutdown();
+    lintel.wait().await;
+}
+
+#[tokio::test]
 async fn watch_namespaces_limit_what_is_read_but_the_default_certificate_is_always_read() {
     use std::sync::Arc;
 

@@ -76,3 +76,31 @@ pub fn secret(ns: &str, name: &str, type_: &str) -> Value {
         "data": {"tls.crt": "Y2VydA==", "tls.key": "a2V5"}
     })
 }
+
+/// A `kubernetes.io/tls` Secret holding a fresh self-signed certificate for `host`.
+pub fn tls_secret_for(ns: &str, name: &str, host: &str) -> Value {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+
+    let cert = rcgen::generate_simple_self_signed(vec![host.to_owned()]).unwrap();
+    let data = BTreeMap::from([
+        ("tls.crt".to_owned(), ByteString(cert.cert.pem().into_bytes())),
+        ("tls.key".to_owned(), ByteString(cert.signing_key.serialize_pem().into_bytes())),
+    ]);
+    let secret = Secret {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(ns.to_owned()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".to_owned()),
+        data: Some(data),
+        ..Secret::default()
+    };
+    let mut value = serde_json::to_value(secret).unwrap();
+    value["apiVersion"] = json!("v1");
+    value["kind"] = json!("Secret");
+    value
+}
