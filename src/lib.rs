@@ -6,6 +6,7 @@
 //! rebuilds, `admin` serves the operator endpoints, `run` wires it all together.
 
 pub mod admin;
+pub mod cluster;
 pub mod compile;
 pub mod config;
 pub mod control;

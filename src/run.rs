@@ -28,8 +28,8 @@ pub enum StartError {
     Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("manifests directory {0}: not a readable directory")]
     Manifests(PathBuf),
-    #[error("no source: pass --manifests DIR (the Kubernetes API source is not available in this build)")]
-    NoSource,
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("startup task failed: {0}")]
@@ -90,7 +90,33 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     };
     let mut tasks = JoinSet::new();
 
-    let dir = config.manifests.clone().ok_or(StartError::NoSource)?;
+    match config.manifests.clone() {
+        Some(dir) => start_manifests(dir, control, &mut tasks, &shutdown).await?,
+        None => {
+            let settings = crate::cluster::ClusterSettings::from_config(config)?;
+            crate::cluster::start(settings, control, &mut tasks, &shutdown).await?;
+        }
+    }
+
+    let proxy = Arc::new(Proxy::new(live.clone(), config.proxy_settings()));
+    let resolver = Arc::new(CertResolver::new(live.clone(), builtin_default_cert(config)?));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(resolver)?));
+    let tls_settings = config.tls_listener_settings();
+    tasks.spawn(tls::listener::serve(https, acceptor, proxy.clone(), tls_settings, shutdown.clone()));
+    tasks.spawn(listener::serve(http, proxy, "http", config.listener_settings(), shutdown.clone()));
+    let admin_state = AdminState { live: live.clone(), ready, draining: shutdown.clone() };
+    tasks.spawn(admin::serve(admin, admin_state, shutdown.clone()));
+    tracing::info!(%http_addr, %https_addr, %admin_addr, "lintel is serving");
+    Ok(Running { http_addr, https_addr, admin_addr, live, shutdown, tasks })
+}
+
+/// The manifests-directory source: the first table is loaded before serving starts.
+async fn start_manifests(
+    dir: PathBuf,
+    control: Control,
+    tasks: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+) -> Result<(), StartError> {
     if !dir.is_dir() {
         return Err(StartError::Manifests(dir));
     }
@@ -105,17 +131,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let (tx, rx) = watch::channel(first);
     tasks.spawn(manifests::watch(manifest_dir, tx, DEBOUNCE, RESCAN, shutdown.clone()));
     tasks.spawn(control.run(rx, shutdown.clone()));
-
-    let proxy = Arc::new(Proxy::new(live.clone(), config.proxy_settings()));
-    let resolver = Arc::new(CertResolver::new(live.clone(), builtin_default_cert(config)?));
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(resolver)?));
-    let tls_settings = config.tls_listener_settings();
-    tasks.spawn(tls::listener::serve(https, acceptor, proxy.clone(), tls_settings, shutdown.clone()));
-    tasks.spawn(listener::serve(http, proxy, "http", config.listener_settings(), shutdown.clone()));
-    let admin_state = AdminState { live: live.clone(), ready, draining: shutdown.clone() };
-    tasks.spawn(admin::serve(admin, admin_state, shutdown.clone()));
-    tracing::info!(%http_addr, %https_addr, %admin_addr, "lintel is serving");
-    Ok(Running { http_addr, https_addr, admin_addr, live, shutdown, tasks })
+    Ok(())
 }
 
 /// The certificate served when the table has none for a name: the configured PEM files, else
