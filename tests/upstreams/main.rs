@@ -219,7 +219,7 @@ async fn a_slow_upstream_gets_504_at_the_configured_timeout() {
         eprintln!("{host}: {status} after {took:.3} s (timeout {limit} s)");
         assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
         assert!(body.contains("response header in time"), "{body}");
-        assert!((limit..limit + 0.3).contains(&took), "answered after {took} s, timeout {limit} s");
+        assert!((limit..limit + 0.5).contains(&took), "answered after {took} s, timeout {limit} s");
     }
     let (status, _, _) = get(&c, site.addr(), "a.example.com", "/slow/500").await;
     assert_eq!(status, StatusCode::OK, "under the timeout is fine");
@@ -247,7 +247,7 @@ async fn a_body_gap_longer_than_the_idle_timeout_is_cut_there() {
     let took = started.elapsed().as_secs_f64();
     eprintln!("idle body cut after {took:.3} s (idle timeout 0.5 s)");
     assert!(!matches!(end, Some(Ok(_))), "the body must not go on: {end:?}");
-    assert!((0.5..0.8).contains(&took), "{took}");
+    assert!((0.5..1.0).contains(&took), "{took}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,7 +440,7 @@ async fn a_quiet_websocket_is_closed_after_the_idle_timeout() {
     let took = started.elapsed().as_secs_f64();
     eprintln!("quiet WebSocket closed after {took:.3} s (idle timeout 0.3 s): {end:?}");
     assert!(!matches!(end, Some(Ok(tokio_tungstenite::tungstenite::Message::Text(_)))));
-    assert!((0.3..0.8).contains(&took), "{took}");
+    assert!((0.3..1.0).contains(&took), "{took}");
 }
 
 fn health_annotations() -> Vec<(&'static str, &'static str)> {
@@ -518,7 +518,8 @@ async fn one_checker_per_endpoint_that_stops_with_the_endpoint() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (a1, b1) = (a.health_hits() - a0, b.health_hits() - b0);
     eprintln!("health probes in 1 s at a 100 ms interval, two Ingresses: a {a1}, b {b1}");
-    assert!((8..=12).contains(&a1) && (8..=12).contains(&b1), "one checker each: a {a1}, b {b1}");
+    // Two checkers per endpoint would probe ~20 times.
+    assert!((5..=13).contains(&a1) && (5..=13).contains(&b1), "one checker each: a {a1}, b {b1}");
 
     site.rewrite(&docs(&[a.addr]));
     site.wait_endpoints("app", &[&a]).await;
