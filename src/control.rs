@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::compile::{CompileOptions, compile};
 use crate::diagnostic::Severity;
 use crate::live::{Live, SharedLive};
+use crate::metrics::Metrics;
 use crate::source::Loaded;
 use crate::upstream::Upstreams;
 
@@ -23,6 +24,7 @@ pub struct Control {
     pub options: CompileOptions,
     /// True once the first table is in service.
     pub ready: Arc<AtomicBool>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Control {
@@ -35,13 +37,16 @@ impl Control {
         let current = self.live.load();
         let first = !self.ready.load(Ordering::Acquire);
         if !first && current.compiled == compiled {
+            self.metrics.rebuild_unchanged(started.elapsed());
             return false;
         }
         log_new_diagnostics(&current.compiled.diagnostics, &compiled.diagnostics);
         let groups = self.upstreams.bind(&compiled.table);
         let routes = compiled.table.route_count();
         let ingresses = compiled.served.len();
-        self.live.store(Arc::new(Live { compiled, groups }));
+        let route_metrics = self.metrics.bind_routes(&compiled.table);
+        self.metrics.rebuild_swapped(started.elapsed(), &loaded.snapshot, &compiled);
+        self.live.store(Arc::new(Live { compiled, groups, route_metrics }));
         self.ready.store(true, Ordering::Release);
         tracing::info!(routes, ingresses, took_ms = started.elapsed().as_secs_f64() * 1e3, "route table swapped");
         true
@@ -57,7 +62,9 @@ impl Control {
             }
             let loaded = rx.borrow_and_update().clone();
             let this = self.clone();
+            let metrics = self.metrics.clone();
             if let Err(err) = tokio::task::spawn_blocking(move || this.apply(&loaded)).await {
+                metrics.rebuild_failed();
                 tracing::error!(%err, "table rebuild failed; the previous table stays in service");
             }
         }

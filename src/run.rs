@@ -5,19 +5,20 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::control::Control;
 use crate::live::{Live, SharedLive};
-use crate::proxy::{Proxy, listener};
+use crate::metrics::Metrics;
+use crate::ops::lifecycle::Lifecycle;
+use crate::proxy::{Observe, Proxy, listener};
 use crate::source::manifests::{self, ManifestDir};
 use crate::upstream::Upstreams;
 
@@ -43,14 +44,16 @@ pub struct Running {
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub live: SharedLive,
-    shutdown: CancellationToken,
+    pub metrics: Arc<Metrics>,
+    lifecycle: Lifecycle,
     tasks: JoinSet<()>,
 }
 
 impl Running {
-    /// Starts shutting down: readiness turns false, listeners close, requests finish.
+    /// Starts shutting down: readiness turns false at once; after the shutdown delay the
+    /// listeners close and in-flight requests get the grace period.
     pub fn shutdown(&self) {
-        self.shutdown.cancel();
+        self.lifecycle.draining.cancel();
     }
 
     /// Waits until everything has stopped.
@@ -64,6 +67,11 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Start
 }
 
 pub async fn start(config: &Config) -> Result<Running, StartError> {
+    start_at(config, Instant::now()).await
+}
+
+/// [`start`], with the time the process began, so the time to ready is measured from it.
+pub async fn start_at(config: &Config, begun: Instant) -> Result<Running, StartError> {
     let http = bind("http", config.http_addr).await?;
     let admin = bind("admin", config.admin_addr).await?;
     let http_addr =
@@ -71,7 +79,9 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let admin_addr =
         admin.local_addr().map_err(|source| StartError::Bind { what: "admin", addr: config.admin_addr, source })?;
 
-    let shutdown = CancellationToken::new();
+    let lifecycle = Lifecycle::default();
+    let shutdown = lifecycle.stop.clone();
+    let metrics = Arc::new(Metrics::new());
     let live: SharedLive = Arc::new(ArcSwap::from_pointee(Live::default()));
     let ready = Arc::new(AtomicBool::new(false));
     let control = Control {
@@ -79,8 +89,10 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         upstreams: Arc::new(Upstreams::new(config.upstream_settings())),
         options: config.compile_options(),
         ready: ready.clone(),
+        metrics: metrics.clone(),
     };
     let mut tasks = JoinSet::new();
+    tasks.spawn(lifecycle.clone().stop_after_delay(config.shutdown_delay));
 
     let dir = config.manifests.clone().ok_or(StartError::NoSource)?;
     if !dir.is_dir() {
@@ -98,10 +110,14 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     tasks.spawn(manifests::watch(manifest_dir, tx, DEBOUNCE, RESCAN, shutdown.clone()));
     tasks.spawn(control.run(rx, shutdown.clone()));
 
-    let proxy = Arc::new(Proxy::new(live.clone(), config.proxy_settings()));
+    let observe = Observe { metrics: metrics.clone(), access_log: config.access_log };
+    let proxy = Arc::new(Proxy::new(live.clone(), config.proxy_settings()).observed(observe));
     tasks.spawn(listener::serve(http, proxy, "http", config.listener_settings(), shutdown.clone()));
-    let admin_state = AdminState { live: live.clone(), ready, draining: shutdown.clone() };
+    let admin_state =
+        AdminState { live: live.clone(), ready, draining: lifecycle.draining.clone(), metrics: metrics.clone() };
     tasks.spawn(admin::serve(admin, admin_state, shutdown.clone()));
-    tracing::info!(%http_addr, %admin_addr, "lintel is serving");
-    Ok(Running { http_addr, admin_addr, live, shutdown, tasks })
+    let took = begun.elapsed();
+    metrics.set_startup(took);
+    tracing::info!(%http_addr, %admin_addr, startup_ms = took.as_secs_f64() * 1e3, "lintel is ready and serving");
+    Ok(Running { http_addr, admin_addr, live, metrics, lifecycle, tasks })
 }

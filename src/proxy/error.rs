@@ -56,6 +56,20 @@ impl ProxyError {
         }
     }
 
+    /// The metric label of this error (`lintel_proxy_errors_total{kind}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::BadHost => "bad_host",
+            Self::NoRoute => "no_route",
+            Self::NoEndpoint(_) => "no_endpoint",
+            Self::Unresolved { .. } => "unresolved",
+            Self::UpstreamConnect(_) => "upstream_connect",
+            Self::ConnectTimeout => "connect_timeout",
+            Self::ResponseTimeout => "response_timeout",
+            Self::UpstreamProtocol(_) => "upstream_protocol",
+        }
+    }
+
     pub fn side(&self) -> Side {
         match self {
             Self::BadHost | Self::NoRoute => Side::Client,

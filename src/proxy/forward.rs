@@ -6,7 +6,6 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Uri, Version};
-use hyper::body::Incoming;
 
 use crate::upstream::Endpoint;
 
@@ -29,12 +28,12 @@ pub struct ClientSide {
 
 /// Turns the client's request into the upstream's. `host` is the client's `Host` (or
 /// `:authority`) exactly as sent.
-pub fn upstream_request(
-    req: Request<Incoming>,
+pub fn upstream_request<B>(
+    req: Request<B>,
     endpoint: &Endpoint,
     client: ClientSide,
     host: &HeaderValue,
-) -> Result<Request<Incoming>, http::Error> {
+) -> Result<Request<B>, http::Error> {
     let (mut parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
     parts.uri = Uri::builder().scheme("http").authority(endpoint.authority.clone()).path_and_query(path).build()?;

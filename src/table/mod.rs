@@ -1,6 +1,7 @@
 //! The routing table: immutable once built by `compile`, shared through `ArcSwap`, read
 //! lock-free by the data path. Pure data and lookups: no I/O, no Kubernetes types here.
 
+mod explain;
 mod host;
 mod path;
 #[cfg(test)]
@@ -10,6 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+pub use explain::{Explanation, HostCandidate, HostMatch, PathCandidate};
 pub use host::{HostError, normalize_host, validate_rule_host};
 pub use path::{PathKind, PathRule};
 
@@ -136,6 +138,12 @@ impl RouteTable {
 
     pub fn backend(&self, idx: BackendIdx) -> Option<&Backend> {
         self.backends.get(idx)
+    }
+
+    /// Every route, the default backend's included, in no particular order.
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        let vhosts = self.exact_hosts.values().chain(self.wildcard_hosts.values()).chain(self.any_host.iter());
+        vhosts.flat_map(|v| v.exact.values().chain(v.prefix.values())).chain(self.default_backend.iter())
     }
 
     pub fn default_backend(&self) -> Option<&Route> {

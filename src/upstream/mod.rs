@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use http::uri::Authority;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use crate::proxy::RequestBody;
 use crate::table::RouteTable;
 
 /// How connections to upstreams are made and kept.
@@ -28,7 +28,7 @@ pub struct UpstreamSettings {
 #[derive(Debug)]
 pub struct Endpoint {
     pub authority: Authority,
-    pub client: Client<HttpConnector, Incoming>,
+    pub client: Client<HttpConnector, RequestBody>,
 }
 
 impl Endpoint {
