@@ -248,3 +248,6 @@ impl ExplainReport {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;
