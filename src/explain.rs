@@ -152,7 +152,10 @@ pub fn explain(compiled: &Compiled, groups: Option<&[std::sync::Arc<Group>]>, qu
         };
         Some(BackendView {
             name: b.id.to_string(),
-            endpoints: addresses.into_iter().map(|address| EndpointView { address, health: HEALTH_PLACEHOLDER }).collect(),
+            endpoints: addresses
+                .into_iter()
+                .map(|address| EndpointView { address, health: HEALTH_PLACEHOLDER })
+                .collect(),
             terminating_fallback: b.terminating_fallback,
             unresolved: b.unresolved.clone(),
         })

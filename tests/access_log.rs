@@ -100,7 +100,10 @@ fn one_line_per_request_and_request_ids_travel_both_ways() {
     assert_eq!(post["bytes_out"], 2);
     assert_eq!(post["client"], "127.0.0.1");
     assert_eq!(post["peer"], "-", "the peer is logged only when it differs from the client");
-    assert_eq!((&post["namespace"], &post["ingress"], &post["service"]), (&"default".into(), &"site".into(), &"web".into()));
+    assert_eq!(
+        (&post["namespace"], &post["ingress"], &post["service"]),
+        (&"default".into(), &"site".into(), &"web".into())
+    );
     assert!(post["upstream"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert!(post["upstream_ms"].as_f64().unwrap() >= 0.0);
     assert!(post["duration_ms"].as_f64().unwrap() >= post["upstream_ms"].as_f64().unwrap());
@@ -112,10 +115,11 @@ fn one_line_per_request_and_request_ids_travel_both_ways() {
 
 #[test]
 fn sample_zero_or_disabled_logs_nothing() {
-    for tweak in [
-        (|c: &mut lintel::config::Config| c.access_log.sample = Sample::new(0.0).unwrap()) as fn(&mut _),
-        |c| c.access_log.enabled = false,
-    ] {
+    for tweak in
+        [(|c: &mut lintel::config::Config| c.access_log.sample = Sample::new(0.0).unwrap()) as fn(&mut _), |c| {
+            c.access_log.enabled = false
+        }]
+    {
         let logs = with_logs(async {
             let web = Upstream::start("web").await;
             let dir = site(&web).await;

@@ -121,7 +121,8 @@ async fn metrics_parse_during_traffic_and_count_requests() {
         family(&families, name);
     }
 
-    let web_2xx = [("namespace", "default"), ("ingress", "site"), ("service", "web"), ("method", "GET"), ("status", "2xx")];
+    let web_2xx =
+        [("namespace", "default"), ("ingress", "site"), ("service", "web"), ("method", "GET"), ("status", "2xx")];
     assert_eq!(sample(&families, "lintel_requests", "lintel_requests_total", &web_2xx), Some(40.0));
     let count = "lintel_request_duration_seconds_count";
     assert_eq!(sample(&families, "lintel_request_duration_seconds", count, &web_2xx), Some(40.0));
@@ -133,7 +134,8 @@ async fn metrics_parse_during_traffic_and_count_requests() {
         sample(&families, "lintel_proxy_errors", "lintel_proxy_errors_total", &[("kind", "no_route")]),
         Some(1.0)
     );
-    let accepted = sample(&families, "lintel_connections_accepted", "lintel_connections_accepted_total", &[("listener", "http")]);
+    let accepted =
+        sample(&families, "lintel_connections_accepted", "lintel_connections_accepted_total", &[("listener", "http")]);
     assert!(accepted.unwrap() >= 1.0);
     let swapped = [("outcome", "swapped")];
     assert_eq!(sample(&families, "lintel_table_rebuilds", "lintel_table_rebuilds_total", &swapped), Some(1.0));

@@ -78,7 +78,9 @@ fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
         "/metrics" => match state.metrics.encode() {
             Ok(body) => {
                 let mut response = Response::new(Full::new(Bytes::from(body)));
-                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(crate::metrics::CONTENT_TYPE));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(crate::metrics::CONTENT_TYPE));
                 response
             }
             Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "cannot render metrics\n"),

@@ -52,7 +52,11 @@ fn chosen(report: &ExplainReport) -> &PathView {
 
 #[test]
 fn longest_prefix_wins_and_the_shorter_one_says_why() {
-    let c = compiled(&[ingress("a", "2024-01-01T00:00:00Z", &[("a.example.com", "/", "Prefix", "web"), ("a.example.com", "/api", "Prefix", "api")])]);
+    let c = compiled(&[ingress(
+        "a",
+        "2024-01-01T00:00:00Z",
+        &[("a.example.com", "/", "Prefix", "web"), ("a.example.com", "/api", "Prefix", "api")],
+    )]);
     let r = ask(&c, "a.example.com:8080", "/api/v1");
     assert_eq!(r.answer.kind, "route");
     assert_eq!(chosen(&r).path, "/api");
@@ -80,7 +84,11 @@ fn exact_host_beats_wildcard_beats_hostless() {
     let c = compiled(&[ingress(
         "a",
         "2024-01-01T00:00:00Z",
-        &[("a.example.com", "/", "Prefix", "web"), ("*.example.com", "/", "Prefix", "api"), ("", "/", "Prefix", "other")],
+        &[
+            ("a.example.com", "/", "Prefix", "web"),
+            ("*.example.com", "/", "Prefix", "api"),
+            ("", "/", "Prefix", "other"),
+        ],
     )]);
     let r = ask(&c, "a.example.com", "/x");
     let kinds: Vec<_> = r.hosts.iter().map(|h| (h.kind, h.chosen)).collect();

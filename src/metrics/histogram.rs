@@ -48,20 +48,8 @@ pub const REBUILD_BUCKETS: &[u64] = &[
 ];
 
 /// Body sizes, in bytes: 64 B to 256 MiB, by powers of 4.
-pub const SIZE_BUCKETS: &[u64] = &[
-    64,
-    256,
-    1 << 10,
-    4 << 10,
-    16 << 10,
-    64 << 10,
-    256 << 10,
-    1 << 20,
-    4 << 20,
-    16 << 20,
-    64 << 20,
-    256 << 20,
-];
+pub const SIZE_BUCKETS: &[u64] =
+    &[64, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20, 256 << 20];
 
 /// Nanoseconds per second: durations are observed in ns and exported in seconds.
 pub const NANOS: f64 = 1e9;

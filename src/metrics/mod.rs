@@ -21,8 +21,8 @@ use prometheus_client::registry::{Registry, Unit};
 pub use histogram::AtomicHistogram;
 use histogram::Shown;
 use labels::*;
-pub use route::{MethodClass, Outcome, RouteIndex, RouteMetrics};
 use route::{HistogramFamily, RequestFamilies, RouteRegistry};
+pub use route::{MethodClass, Outcome, RouteIndex, RouteMetrics};
 
 use crate::compile::Compiled;
 use crate::diagnostic::{Diagnostic, Severity, Subject};
@@ -118,7 +118,13 @@ impl Metrics {
             response_sizes: histograms(AtomicHistogram::sizes),
             upstream_times: histograms(AtomicHistogram::durations),
         };
-        reg(&mut r, "requests", "Requests answered, by route owner, method class and status class.", None, &requests.requests);
+        reg(
+            &mut r,
+            "requests",
+            "Requests answered, by route owner, method class and status class.",
+            None,
+            &requests.requests,
+        );
         reg(
             &mut r,
             "request_duration",
@@ -127,7 +133,13 @@ impl Metrics {
             &requests.durations,
         );
         reg(&mut r, "request_size", "Request body sizes, by route owner.", Some(Unit::Bytes), &requests.request_sizes);
-        reg(&mut r, "response_size", "Response body sizes, by route owner.", Some(Unit::Bytes), &requests.response_sizes);
+        reg(
+            &mut r,
+            "response_size",
+            "Response body sizes, by route owner.",
+            Some(Unit::Bytes),
+            &requests.response_sizes,
+        );
         reg(
             &mut r,
             "upstream_response_duration",
@@ -169,30 +181,120 @@ impl Metrics {
 
     fn register_rest(mut self) -> Self {
         let r = &mut self.registry;
-        reg(r, "proxy_errors", "Requests Lintel answered itself with an error, by kind (no_route, upstream_connect, ...).", None, &self.proxy_errors);
-        reg(r, "upstream_endpoints", "Endpoints per backend port by state (healthy, unhealthy, ejected, terminating).", None, &self.endpoints);
-        reg(r, "upstream_connect_errors", "Failed TCP connects to upstream endpoints, by backend.", None, &self.connect_errors);
+        reg(
+            r,
+            "proxy_errors",
+            "Requests Lintel answered itself with an error, by kind (no_route, upstream_connect, ...).",
+            None,
+            &self.proxy_errors,
+        );
+        reg(
+            r,
+            "upstream_endpoints",
+            "Endpoints per backend port by state (healthy, unhealthy, ejected, terminating).",
+            None,
+            &self.endpoints,
+        );
+        reg(
+            r,
+            "upstream_connect_errors",
+            "Failed TCP connects to upstream endpoints, by backend.",
+            None,
+            &self.connect_errors,
+        );
         reg(r, "upstream_retries", "Requests retried on another endpoint, by backend and reason.", None, &self.retries);
-        reg(r, "upstream_timeouts", "Upstream timeouts by backend and kind (connect, response_header, idle).", None, &self.timeouts);
-        reg(r, "upstream_connections_opened", "Connections opened to upstream endpoints, by backend.", None, &self.pool_opened);
-        reg(r, "upstream_connections_reused", "Requests sent on a pooled (reused) upstream connection, by backend.", None, &self.pool_reused);
-        reg(r, "upstream_connections_open", "Upstream connections open now (pooled or busy), by backend.", None, &self.pool_open);
+        reg(
+            r,
+            "upstream_timeouts",
+            "Upstream timeouts by backend and kind (connect, response_header, idle).",
+            None,
+            &self.timeouts,
+        );
+        reg(
+            r,
+            "upstream_connections_opened",
+            "Connections opened to upstream endpoints, by backend.",
+            None,
+            &self.pool_opened,
+        );
+        reg(
+            r,
+            "upstream_connections_reused",
+            "Requests sent on a pooled (reused) upstream connection, by backend.",
+            None,
+            &self.pool_reused,
+        );
+        reg(
+            r,
+            "upstream_connections_open",
+            "Upstream connections open now (pooled or busy), by backend.",
+            None,
+            &self.pool_open,
+        );
         reg(r, "connections_accepted", "Client connections accepted, by listener.", None, &self.accepted);
         reg(r, "connections_open", "Client connections open now, by listener.", None, &self.open);
         reg(r, "tls_handshakes", "Completed TLS handshakes, by protocol version.", None, &self.handshakes);
         reg(r, "tls_handshake_errors", "Failed TLS handshakes, by reason.", None, &self.handshake_errors);
-        reg(r, "allowlist_rejections", "Requests refused (403) by a source-address allowlist, by Ingress.", None, &self.allowlist_rejections);
-        reg(r, "limit_rejections", "Requests refused by a limit, by kind (body_size, header_size, ...).", None, &self.limit_rejections);
+        reg(
+            r,
+            "allowlist_rejections",
+            "Requests refused (403) by a source-address allowlist, by Ingress.",
+            None,
+            &self.allowlist_rejections,
+        );
+        reg(
+            r,
+            "limit_rejections",
+            "Requests refused by a limit, by kind (body_size, header_size, ...).",
+            None,
+            &self.limit_rejections,
+        );
         reg(r, "table_rebuilds", "Route table rebuilds, by outcome (swapped, unchanged).", None, &self.rebuilds);
-        reg(r, "table_rebuild_duration", "Time to compile and bind one route table.", Some(Unit::Seconds), &self.rebuild_duration);
-        reg(r, "table_objects", "Objects in the table in service, by kind (ingresses, services, routes, backends, ...).", None, &self.objects);
-        reg(r, "last_successful_sync_timestamp", "Unix time of the last table rebuild that succeeded.", Some(Unit::Seconds), &self.last_sync);
+        reg(
+            r,
+            "table_rebuild_duration",
+            "Time to compile and bind one route table.",
+            Some(Unit::Seconds),
+            &self.rebuild_duration,
+        );
+        reg(
+            r,
+            "table_objects",
+            "Objects in the table in service, by kind (ingresses, services, routes, backends, ...).",
+            None,
+            &self.objects,
+        );
+        reg(
+            r,
+            "last_successful_sync_timestamp",
+            "Unix time of the last table rebuild that succeeded.",
+            Some(Unit::Seconds),
+            &self.last_sync,
+        );
         reg(r, "source_watch_restarts", "Restarts of a Kubernetes watch, by resource.", None, &self.watch_restarts);
         reg(r, "source_api_errors", "Errors from the Kubernetes API, by kind.", None, &self.api_errors);
         reg(r, "diagnostics", "Diagnostics of the table in service, by severity and reason.", None, &self.diagnostics);
-        reg(r, "leader", "1 while this replica holds the leader Lease (writes Ingress status), else 0.", None, &self.leader);
-        reg(r, "tls_certificate_expiry_timestamp", "Unix time when a TLS certificate expires, by Secret.", Some(Unit::Seconds), &self.cert_expiry);
-        reg(r, "startup_duration", "Time from start to ready (first table in service, listeners open).", Some(Unit::Seconds), &self.startup);
+        reg(
+            r,
+            "leader",
+            "1 while this replica holds the leader Lease (writes Ingress status), else 0.",
+            None,
+            &self.leader,
+        );
+        reg(
+            r,
+            "tls_certificate_expiry_timestamp",
+            "Unix time when a TLS certificate expires, by Secret.",
+            Some(Unit::Seconds),
+            &self.cert_expiry,
+        );
+        reg(
+            r,
+            "startup_duration",
+            "Time from start to ready (first table in service, listeners open).",
+            Some(Unit::Seconds),
+            &self.startup,
+        );
         let build = Info::new(BuildLabels { version: env!("CARGO_PKG_VERSION") });
         r.register("build", "Lintel's version.", build);
         self

@@ -127,7 +127,9 @@ impl RouteMetrics {
             cell.get_or_init(|| families.durations.get_or_create_owned(&self.request_labels(slot)))
                 .observe_duration(outcome.elapsed);
         }
-        self.request_size.get_or_init(|| families.request_sizes.get_or_create_owned(&self.labels)).observe(outcome.bytes_in);
+        self.request_size
+            .get_or_init(|| families.request_sizes.get_or_create_owned(&self.labels))
+            .observe(outcome.bytes_in);
         self.response_size
             .get_or_init(|| families.response_sizes.get_or_create_owned(&self.labels))
             .observe(outcome.bytes_out);
@@ -153,10 +155,13 @@ impl RouteMetrics {
     }
 }
 
-/// The handles of one table, by backend index, then by Ingress (usually one per backend).
+/// The Ingresses sending to one backend, each with its handles (usually just one).
+type Owners = Box<[(Arc<str>, Arc<RouteMetrics>)]>;
+
+/// The handles of one table, by backend index, then by Ingress.
 #[derive(Debug, Default)]
 pub struct RouteIndex {
-    by_backend: Vec<Box<[(Arc<str>, Arc<RouteMetrics>)]>>,
+    by_backend: Vec<Owners>,
 }
 
 impl RouteIndex {

@@ -135,7 +135,8 @@ impl Source {
 pub fn render(effective: &Config, before_flags: &Config, file: Option<&Value>) -> Result<String, serde_norway::Error> {
     let effective = serde_norway::to_value(effective)?;
     let before = serde_norway::to_value(before_flags)?;
-    let mut out = String::from("# Effective configuration: flags win over the --config file, which wins over defaults.\n");
+    let mut out =
+        String::from("# Effective configuration: flags win over the --config file, which wins over defaults.\n");
     walk(&effective, "", 0, &mut |path, depth, key, value| {
         let indent = "  ".repeat(depth);
         let Some(value) = value else {
@@ -157,7 +158,10 @@ pub fn render(effective: &Config, before_flags: &Config, file: Option<&Value>) -
 
 /// Calls `visit(path, depth, key, Some(leaf))` for each leaf and `visit(.., None)` before
 /// the leaves of a nested mapping.
-fn walk(value: &Value, prefix: &str, depth: usize, visit: &mut dyn FnMut(&str, usize, &str, Option<&Value>)) {
+/// `(path, depth, key, leaf)`.
+type Visit<'a> = dyn FnMut(&str, usize, &str, Option<&Value>) + 'a;
+
+fn walk(value: &Value, prefix: &str, depth: usize, visit: &mut Visit<'_>) {
     let Value::Mapping(map) = value else { return };
     for (key, child) in map {
         let key = key.as_str().unwrap_or_default();

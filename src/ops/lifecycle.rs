@@ -26,7 +26,10 @@ impl Lifecycle {
             () = self.stop.cancelled() => return,
         }
         if !delay.is_zero() {
-            tracing::info!(delay_ms = delay.as_millis() as u64, "draining: /readyz answers 503; listeners close after the delay");
+            tracing::info!(
+                delay_ms = delay.as_millis() as u64,
+                "draining: /readyz answers 503; listeners close after the delay"
+            );
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = self.stop.cancelled() => {}

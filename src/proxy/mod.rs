@@ -21,10 +21,10 @@ pub use body::ProxyBody;
 pub use conn::{ConnInfo, TlsInfo};
 pub use error::ProxyError;
 pub use forward::ClientSide;
-pub use observe::{ObservedBody, Observe, RequestBody};
+pub use observe::{Observe, ObservedBody, RequestBody};
 
 use crate::live::SharedLive;
-use crate::metrics::{Metrics, MethodClass};
+use crate::metrics::{MethodClass, Metrics};
 use crate::table::normalize_host;
 use access_log::Entry;
 use observe::{Exchange, Matched};

@@ -19,7 +19,7 @@ use super::access_log::{AccessLogSettings, Entry};
 use super::body::ProxyBody;
 use super::error::ProxyError;
 use super::request_id::X_REQUEST_ID;
-use crate::metrics::{Metrics, MethodClass, Outcome, RouteMetrics};
+use crate::metrics::{MethodClass, Metrics, Outcome, RouteMetrics};
 
 /// What the proxy records with, and how much it logs.
 #[derive(Debug, Clone, Default)]

@@ -75,7 +75,7 @@ impl RouteTable {
         for (i, (rule, _, vhost)) in vhosts.iter().enumerate() {
             let mut matching: Vec<&Route> =
                 vhost.exact.values().chain(vhost.prefix.values()).filter(|r| r.rule.matches(path)).collect();
-            matching.sort_by(|a, b| precedence(a).cmp(&precedence(b)));
+            matching.sort_by_key(|r| precedence(r));
             let best = matching.first().copied();
             for route in matching {
                 let chosen = i == 0 && best.is_some_and(|b| std::ptr::eq(b, route));
