@@ -430,7 +430,7 @@ impl Metrics {
     pub fn rebuild_unchanged(&self, took: Duration) {
         self.rebuilds.get_or_create(&OutcomeLabels { outcome: "unchanged" }).inc();
         self.rebuild_duration.observe_duration(took);
-        self.synced();
+        self.sync_succeeded();
     }
 
     /// A rebuild whose table went into service.
@@ -460,7 +460,7 @@ impl Metrics {
             self.diagnostics.get_or_create(&DiagnosticLabels { severity, reason: diagnostic_reason(diag) }).inc();
         }
         self.set_endpoints_from_table(&compiled.table);
-        self.synced();
+        self.sync_succeeded();
     }
 
     /// A rebuild that failed (the previous table stays in service).
@@ -468,7 +468,10 @@ impl Metrics {
         self.rebuilds.get_or_create(&OutcomeLabels { outcome: "failed" }).inc();
     }
 
-    fn synced(&self) {
+    /// The source delivered a complete picture and it was applied (or was already in
+    /// service). Rebuilds call it; a source that re-lists without a change (the Kubernetes
+    /// watch's periodic resync) should call it too, or the sync time ages on a quiet cluster.
+    pub fn sync_succeeded(&self) {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         self.last_sync.set(now.as_secs_f64());
     }
