@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::compile::CompileOptions;
 use crate::proxy::ProxySettings;
 use crate::proxy::access_log::AccessLogSettings;
+use crate::proxy::client_addr::{ClientAddressSettings, ProxyProtocol};
 use crate::proxy::listener::ListenerSettings;
+use crate::table::allow::CidrList;
 use crate::upstream::UpstreamSettings;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +27,13 @@ pub struct Config {
     pub ingress_class: String,
     pub controller_name: String,
     pub timeouts: Timeouts,
+    /// Where the client address comes from.
+    pub client_address: ClientAddress,
+    /// The allowlist of Ingresses that set none (absent: open).
+    pub default_allow_source_cidrs: Option<CidrList>,
+    pub limits: Limits,
+    /// Runtime worker threads (absent: one per core).
+    pub worker_threads: Option<usize>,
     /// How long in-flight requests get to finish at shutdown.
     #[serde(with = "humantime_serde")]
     pub grace_period: Duration,
@@ -64,6 +73,51 @@ pub struct Timeouts {
     pub client_header: Duration,
 }
 
+/// How the client address is learned: the TCP peer, a PROXY protocol header, or trusted
+/// `X-Forwarded-For` hops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ClientAddress {
+    /// Every connection must start with a PROXY protocol v1/v2 header (an NLB, HAProxy).
+    pub proxy_protocol: bool,
+    /// A PROXY header is optional, and believed only from these peers.
+    pub proxy_protocol_from: Option<CidrList>,
+    /// Time a connection gets to send its PROXY header.
+    #[serde(with = "humantime_serde")]
+    pub proxy_protocol_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed (right-most untrusted hop).
+    pub trusted_proxies: Option<CidrList>,
+}
+
+impl Default for ClientAddress {
+    fn default() -> Self {
+        Self {
+            proxy_protocol: false,
+            proxy_protocol_from: None,
+            proxy_protocol_timeout: Duration::from_secs(5),
+            trusted_proxies: None,
+        }
+    }
+}
+
+/// Limits that keep one client from starving the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Limits {
+    /// Largest request header block, in bytes (431 past it).
+    pub max_header_bytes: usize,
+    /// Most header fields in one request (431 past it).
+    pub max_headers: usize,
+    /// Most open client connections per listener; more wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_header_bytes: 32 * 1024, max_headers: 100, max_connections: 10_000 }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -74,6 +128,10 @@ impl Default for Config {
             ingress_class: "lintel".to_owned(),
             controller_name: "lintel.dev/ingress-controller".to_owned(),
             timeouts: Timeouts::default(),
+            client_address: ClientAddress::default(),
+            default_allow_source_cidrs: None,
+            limits: Limits::default(),
+            worker_threads: None,
             grace_period: Duration::from_secs(30),
             shutdown_delay: Duration::from_secs(5),
             log_format: LogFormat::Text,
@@ -115,7 +173,11 @@ impl Config {
     }
 
     pub fn compile_options(&self) -> CompileOptions {
-        CompileOptions { ingress_class: self.ingress_class.clone(), controller_name: self.controller_name.clone() }
+        CompileOptions {
+            ingress_class: self.ingress_class.clone(),
+            controller_name: self.controller_name.clone(),
+            default_allow: self.default_allow_source_cidrs.clone(),
+        }
     }
 
     pub fn upstream_settings(&self) -> UpstreamSettings {
@@ -126,11 +188,31 @@ impl Config {
     }
 
     pub fn proxy_settings(&self) -> ProxySettings {
-        ProxySettings { response_timeout: self.timeouts.response_header }
+        ProxySettings {
+            response_timeout: self.timeouts.response_header,
+            trusted_proxies: self.client_address.trusted_proxies.clone(),
+        }
     }
 
     pub fn listener_settings(&self) -> ListenerSettings {
-        ListenerSettings { header_timeout: self.timeouts.client_header, grace_period: self.grace_period }
+        let client = &self.client_address;
+        let proxy_protocol = match (&client.proxy_protocol_from, client.proxy_protocol) {
+            (Some(from), _) => ProxyProtocol::From(from.clone()),
+            (None, true) => ProxyProtocol::Required,
+            (None, false) => ProxyProtocol::Off,
+        };
+        ListenerSettings {
+            header_timeout: self.timeouts.client_header,
+            grace_period: self.grace_period,
+            client_address: ClientAddressSettings {
+                proxy_protocol,
+                proxy_protocol_timeout: client.proxy_protocol_timeout,
+                trusted_proxies: client.trusted_proxies.clone(),
+            },
+            max_header_bytes: self.limits.max_header_bytes,
+            max_headers: self.limits.max_headers,
+            max_connections: self.limits.max_connections,
+        }
     }
 }
 
@@ -147,6 +229,18 @@ mod tests {
         assert_eq!(config.timeouts.connect, Duration::from_secs(2));
         assert_eq!(config.timeouts.response_header, Duration::from_secs(180));
         assert_eq!(config.admin_addr, Config::default().admin_addr);
+    }
+
+    #[test]
+    fn cidr_lists_read_as_a_string_or_a_list() {
+        let config: Config = serde_norway::from_str(
+            "client-address:\n  trusted-proxies: 10.0.0.0/8, fd00::/8\ndefault-allow-source-cidrs: [192.168.0.0/16, 10.1.1.1]\n",
+        )
+        .unwrap();
+        assert_eq!(config.client_address.trusted_proxies.unwrap().nets().len(), 2);
+        assert_eq!(config.default_allow_source_cidrs.unwrap().nets().len(), 2);
+        let err = serde_norway::from_str::<Config>("client-address: {trusted-proxies: [10.0.0.0/99]}").unwrap_err();
+        assert!(err.to_string().contains("10.0.0.0/99"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use lintel::explain::Question;
 use lintel::proxy::access_log::Sample;
 use lintel::report::RoutesReport;
 use lintel::source::manifests::ManifestDir;
+use lintel::table::allow::CidrList;
 
 #[derive(Parser)]
 #[command(name = "lintel", version, about = "A small, fast Kubernetes ingress reverse proxy")]
@@ -83,6 +84,24 @@ struct RunArgs {
     /// Then give in-flight requests and upgraded connections this long. Default 30s.
     #[arg(long, value_name = "DURATION")]
     grace_period: Option<humantime::Duration>,
+    /// Require a PROXY protocol (v1/v2) header on every connection (behind an NLB or HAProxy).
+    #[arg(long)]
+    proxy_protocol: bool,
+    /// Accept an optional PROXY protocol header, believed only from these peers.
+    #[arg(long, value_name = "CIDR,...")]
+    proxy_protocol_from: Option<CidrList>,
+    /// Believe `X-Forwarded-For` only from these peers (right-most untrusted hop wins).
+    #[arg(long, value_name = "CIDR,...")]
+    trusted_proxies: Option<CidrList>,
+    /// Allowlist for Ingresses that set none.
+    #[arg(long, value_name = "CIDR,...")]
+    default_allow_source_cidrs: Option<CidrList>,
+    /// Most open client connections per listener.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Runtime worker threads. Default: one per core.
+    #[arg(long, value_name = "N")]
+    worker_threads: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -183,6 +202,24 @@ impl RunArgs {
         if let Some(grace) = self.grace_period {
             config.grace_period = grace.into();
         }
+        if self.proxy_protocol {
+            config.client_address.proxy_protocol = true;
+        }
+        if let Some(from) = &self.proxy_protocol_from {
+            config.client_address.proxy_protocol_from = Some(from.clone());
+        }
+        if let Some(trusted) = &self.trusted_proxies {
+            config.client_address.trusted_proxies = Some(trusted.clone());
+        }
+        if let Some(allow) = &self.default_allow_source_cidrs {
+            config.default_allow_source_cidrs = Some(allow.clone());
+        }
+        if let Some(n) = self.max_connections {
+            config.limits.max_connections = n;
+        }
+        if let Some(n) = self.worker_threads {
+            config.worker_threads = Some(n);
+        }
     }
 
     fn config(&self) -> anyhow::Result<Config> {
@@ -227,8 +264,11 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
 fn run(args: &RunArgs, begun: Instant) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
     init_logging(&config)?;
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.worker_threads {
+        runtime.worker_threads(n.max(1));
+    }
+    let runtime = runtime.enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async {
         // Listen for signals before anything can report ready.
         let mut signals = Signals::new()?;

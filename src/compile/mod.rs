@@ -25,11 +25,17 @@ pub struct CompileOptions {
     pub ingress_class: String,
     /// `spec.controller` of the IngressClasses we serve.
     pub controller_name: String,
+    /// The allowlist of Ingresses that set none (`None`: open).
+    pub default_allow: Option<crate::table::allow::CidrList>,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        Self { ingress_class: "lintel".to_owned(), controller_name: "lintel.dev/ingress-controller".to_owned() }
+        Self {
+            ingress_class: "lintel".to_owned(),
+            controller_name: "lintel.dev/ingress-controller".to_owned(),
+            default_allow: None,
+        }
     }
 }
 
@@ -49,7 +55,7 @@ pub fn compile(snapshot: &Snapshot, options: &CompileOptions) -> Compiled {
     let mut served = Vec::with_capacity(ingresses.len());
     for ingress in ingresses {
         let name = ingress_name(ingress);
-        add_ingress(ingress, &name, &mut resolver, &mut builder, &mut diagnostics);
+        add_ingress(ingress, &name, options, &mut resolver, &mut builder, &mut diagnostics);
         served.push(name.to_string());
     }
     served.sort();
@@ -67,6 +73,7 @@ fn ingress_name(ingress: &Ingress) -> Arc<str> {
 fn add_ingress(
     ingress: &Ingress,
     name: &Arc<str>,
+    options: &CompileOptions,
     resolver: &mut backend::Resolver<'_>,
     builder: &mut TableBuilder,
     diagnostics: &mut Vec<Diagnostic>,
@@ -74,7 +81,7 @@ fn add_ingress(
     let meta = &ingress.metadata;
     let namespace = meta.namespace.as_deref().unwrap_or("default");
     let subject = Subject::object("Ingress", namespace, meta.name.as_deref().unwrap_or_default());
-    let policy = Arc::new(annotations::policy(meta.annotations.as_ref(), &subject, diagnostics));
+    let policy = Arc::new(annotations::policy(meta.annotations.as_ref(), options, &subject, diagnostics));
     let Some(spec) = &ingress.spec else {
         diagnostics.push(Diagnostic::warning(subject, "spec", "Ingress has no spec; nothing to serve"));
         return;

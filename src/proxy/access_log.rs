@@ -130,12 +130,13 @@ impl Entry {
 
     /// Writes the line.
     pub fn emit(&self, matched: &Matched, outcome: &Outcome) {
-        let peer = if self.peer.ip().to_canonical() == self.client { "-".to_owned() } else { self.peer.to_string() };
+        let client = matched.client.unwrap_or(self.client);
+        let peer = if self.peer.ip().to_canonical() == client { "-".to_owned() } else { self.peer.to_string() };
         let route = matched.route.as_deref();
         let upstream = matched.upstream.as_ref().map_or("-", |a| a.as_str());
         tracing::info!(
             target: "lintel::access",
-            client = %self.client,
+            client = %client,
             peer = %peer,
             host = %self.host,
             method = %self.method,

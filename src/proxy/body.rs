@@ -2,6 +2,8 @@
 //! An enum rather than a boxed trait object, so no allocation per response.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -48,5 +50,73 @@ impl Body for ProxyBody {
             Self::Full(Some(data)) => SizeHint::with_exact(data.len() as u64),
             Self::Full(None) => SizeHint::with_exact(0),
         }
+    }
+}
+
+/// The request body on its way upstream, refused once it grows past the route's limit
+/// (chunked bodies included: the limit is on bytes seen, not on what `Content-Length` said).
+#[derive(Debug)]
+pub struct RequestBody {
+    inner: Incoming,
+    limit: Option<u64>,
+    seen: u64,
+    /// Shared with the access log and the request-size metric.
+    counter: Option<Arc<AtomicU64>>,
+}
+
+/// The error a body past its limit ends with; the proxy turns it into 413.
+#[derive(Debug, thiserror::Error)]
+#[error("request body larger than the limit")]
+pub struct BodyTooLarge;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestBodyError {
+    #[error(transparent)]
+    Client(#[from] hyper::Error),
+    #[error(transparent)]
+    TooLarge(#[from] BodyTooLarge),
+}
+
+impl RequestBody {
+    pub fn new(inner: Incoming, limit: Option<u64>) -> Self {
+        Self { inner, limit, seen: 0, counter: None }
+    }
+
+    /// Also adds the bytes that pass to `counter` (for metrics and the access log).
+    pub fn counting(self, counter: Option<Arc<AtomicU64>>) -> Self {
+        Self { counter, ..self }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = RequestBodyError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
+        let this = self.get_mut();
+        let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err.into()))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let (Some(counter), Some(data)) = (&this.counter, frame.data_ref()) {
+            counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        if let (Some(limit), Some(data)) = (this.limit, frame.data_ref()) {
+            this.seen += data.len() as u64;
+            if this.seen > limit {
+                return Poll::Ready(Some(Err(BodyTooLarge.into())));
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

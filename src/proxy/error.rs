@@ -18,6 +18,14 @@ pub enum Side {
 pub enum ProxyError {
     #[error("request has no valid Host")]
     BadHost,
+    #[error("{0}")]
+    BadRequest(&'static str),
+    #[error("{0}")]
+    BadPath(#[from] super::normalize::PathError),
+    #[error("client address not allowed")]
+    Forbidden,
+    #[error("request body larger than this site accepts")]
+    BodyTooLarge,
     #[error("no Ingress rule matches this host and path")]
     NoRoute,
     #[error("no ready endpoint for backend {0}")]
@@ -37,6 +45,9 @@ pub enum ProxyError {
 impl ProxyError {
     /// Sorts a client error by what went wrong.
     pub fn from_client(err: hyper_util::client::legacy::Error) -> Self {
+        if matches!(find::<super::body::RequestBodyError>(&err), Some(super::body::RequestBodyError::TooLarge(_))) {
+            return Self::BodyTooLarge;
+        }
         if err.is_connect() {
             if is_timeout(&err) {
                 return Self::ConnectTimeout;
@@ -48,7 +59,9 @@ impl ProxyError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadHost => StatusCode::BAD_REQUEST,
+            Self::BadHost | Self::BadRequest(_) | Self::BadPath(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::NoEndpoint(_) | Self::Unresolved { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamConnect(_) | Self::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
@@ -60,6 +73,10 @@ impl ProxyError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::BadHost => "bad_host",
+            Self::BadRequest(_) => "bad_request",
+            Self::BadPath(_) => "bad_path",
+            Self::Forbidden => "forbidden",
+            Self::BodyTooLarge => "body_too_large",
             Self::NoRoute => "no_route",
             Self::NoEndpoint(_) => "no_endpoint",
             Self::Unresolved { .. } => "unresolved",
@@ -72,7 +89,12 @@ impl ProxyError {
 
     pub fn side(&self) -> Side {
         match self {
-            Self::BadHost | Self::NoRoute => Side::Client,
+            Self::BadHost
+            | Self::BadRequest(_)
+            | Self::BadPath(_)
+            | Self::Forbidden
+            | Self::BodyTooLarge
+            | Self::NoRoute => Side::Client,
             _ => Side::Upstream,
         }
     }
@@ -90,12 +112,17 @@ impl ProxyError {
 }
 
 fn is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    find::<std::io::Error>(err).is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+}
+
+/// The first error of type `E` in the chain of sources.
+fn find<'a, E: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
     let mut source = Some(err);
     while let Some(e) = source {
-        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
-            return true;
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
         }
         source = e.source();
     }
-    false
+    None
 }

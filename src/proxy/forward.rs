@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Uri, Version};
 
+use super::body::RequestBody;
+use super::client_addr::Origin;
 use crate::upstream::Endpoint;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -21,21 +23,28 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// What the proxy knows about the client side of one request.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientSide {
+    /// The client address (after PROXY protocol and trusted `X-Forwarded-For`).
     pub address: IpAddr,
+    pub origin: Origin,
     /// `http` or `https`: the scheme the client used.
     pub scheme: &'static str,
 }
 
 /// Turns the client's request into the upstream's. `host` is the client's `Host` (or
-/// `:authority`) exactly as sent.
-pub fn upstream_request<B>(
-    req: Request<B>,
+/// `:authority`) exactly as sent; `path`, when set, replaces the path (normalised).
+pub fn upstream_request(
+    req: Request<RequestBody>,
+    path: Option<&str>,
     endpoint: &Endpoint,
     client: ClientSide,
     host: &HeaderValue,
-) -> Result<Request<B>, http::Error> {
+) -> Result<Request<RequestBody>, http::Error> {
     let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    let path = match (path, parts.uri.query()) {
+        (Some(p), Some(q)) => http::uri::PathAndQuery::try_from(format!("{p}?{q}"))?,
+        (Some(p), None) => http::uri::PathAndQuery::try_from(p)?,
+        (None, _) => parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    };
     parts.uri = Uri::builder().scheme("http").authority(endpoint.authority.clone()).path_and_query(path).build()?;
     parts.version = Version::HTTP_11;
     let headers = &mut parts.headers;

@@ -4,27 +4,31 @@
 
 pub mod access_log;
 pub mod body;
+pub mod client_addr;
 pub mod conn;
 pub mod error;
 mod forward;
 pub mod listener;
+pub mod normalize;
 pub mod observe;
+mod request;
 pub mod request_id;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use http::{HeaderValue, Request, Response, header};
+use http::{Request, Response, header};
 use hyper::body::Incoming;
 
-pub use body::ProxyBody;
+pub use body::{ProxyBody, RequestBody};
 pub use conn::{ConnInfo, TlsInfo};
 pub use error::ProxyError;
 pub use forward::ClientSide;
-pub use observe::{Observe, ObservedBody, RequestBody};
+pub use observe::{Observe, ObservedBody};
 
 use crate::live::SharedLive;
 use crate::metrics::{MethodClass, Metrics};
+use crate::table::allow::FilterMode;
 use crate::table::normalize_host;
 use access_log::Entry;
 use observe::{Exchange, Matched};
@@ -33,6 +37,8 @@ use observe::{Exchange, Matched};
 pub struct ProxySettings {
     /// Time from sending the request to the upstream's response header.
     pub response_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Option<crate::table::allow::CidrList>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,9 +80,11 @@ impl Proxy {
         let request_id = request_id::ensure(req.headers_mut());
         let method = MethodClass::of(req.method());
         let log = self.observe.access_log.sampled().then(|| Box::new(Entry::new(&req, client, conn, &request_id)));
-        let (req, bytes_in) = observe::count_request(req);
-        let exchange = Exchange { started, method, request_id, bytes_in, log };
+        let exchange = Exchange { started, method, request_id, log };
         let mut matched = Matched::default();
+        if !http_body::Body::is_end_stream(req.body()) {
+            matched.bytes_in = Some(std::sync::Arc::default());
+        }
         let response = match self.forward(req, client, &mut matched).await {
             Ok(response) => response,
             Err(err) => {
@@ -93,18 +101,39 @@ impl Proxy {
 
     async fn forward(
         &self,
-        req: Request<RequestBody>,
+        req: Request<Incoming>,
         client: ClientSide,
         matched: &mut Matched,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let host = request_host(&req).ok_or(ProxyError::BadHost)?;
-        let group = {
+        let host = request::check(&req)?;
+        let path = normalize::normalize_path(req.uri().path())?;
+        let (address, origin) = client_addr::forwarded_client(
+            req.headers(),
+            client.address,
+            client.origin,
+            self.settings.trusted_proxies.as_ref(),
+        );
+        matched.client = Some(address);
+        let (group, policy) = {
             let live = self.live.load();
             let name = host.to_str().ok().and_then(normalize_host).ok_or(ProxyError::BadHost)?;
-            let route = live.compiled.table.find(&name, req.uri().path()).ok_or(ProxyError::NoRoute)?;
+            let route = live.compiled.table.find(&name, &path).ok_or(ProxyError::NoRoute)?;
             matched.route = live.route_metrics.find(route).cloned();
-            live.groups.get(route.backend).cloned().ok_or(ProxyError::NoRoute)?
+            let group = live.groups.get(route.backend).cloned().ok_or(ProxyError::NoRoute)?;
+            (group, route.policy.clone())
         };
+        if let Err(refusal) = policy.source.check(address) {
+            let enforced = policy.source.mode == FilterMode::Enforce;
+            tracing::info!(client = %address, from = %origin, peer = %client.address, backend = %group.name, reason = refusal.as_str(), enforced, "source address refused");
+            if enforced {
+                return Err(ProxyError::Forbidden);
+            }
+        }
+        if let Some(limit) = policy.max_body_size
+            && content_length(&req).is_some_and(|len| len > limit)
+        {
+            return Err(ProxyError::BodyTooLarge);
+        }
         let Some(endpoint) = group.pick() else {
             return Err(match &group.unresolved {
                 Some(why) => ProxyError::Unresolved { backend: group.name.clone(), why: why.clone() },
@@ -112,7 +141,15 @@ impl Proxy {
             });
         };
         matched.upstream = Some(endpoint.authority.clone());
-        let upstream_req = forward::upstream_request(req, endpoint, client, &host).map_err(|_| ProxyError::BadHost)?;
+        let client = ClientSide { address, origin, ..client };
+        let path = match path {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(p) => Some(p),
+        };
+        let counter = matched.bytes_in.clone();
+        let req = req.map(|body| RequestBody::new(body, policy.max_body_size).counting(counter));
+        let upstream_req = forward::upstream_request(req, path.as_deref(), endpoint, client, &host)
+            .map_err(|_| ProxyError::BadHost)?;
         let sent = Instant::now();
         let response = tokio::time::timeout(self.settings.response_timeout, endpoint.client.request(upstream_req))
             .await
@@ -127,10 +164,6 @@ impl Proxy {
     }
 }
 
-/// The client's host as sent: `:authority` (HTTP/2, absolute-form) or `Host`.
-fn request_host<B>(req: &Request<B>) -> Option<HeaderValue> {
-    if let Some(authority) = req.uri().authority() {
-        return HeaderValue::from_str(authority.as_str()).ok();
-    }
-    req.headers().get(header::HOST).cloned()
+fn content_length(req: &Request<Incoming>) -> Option<u64> {
+    req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }

@@ -1,8 +1,9 @@
-//! Observing each request without slowing it: the request body counts its bytes as they pass,
-//! the response body counts its own, and when hyper drops the response body (the last byte
+//! Observing each request without slowing it: the request body counts its bytes as they pass
+//! (`RequestBody::counting`), the response body counts its own, and when hyper drops the response body (the last byte
 //! written, or the client gone) the route's metric handles are updated and the access-log
 //! line, if this request was sampled, is written. No lock, no label lookup.
 
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::uri::Authority;
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Response};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 
 use super::access_log::{AccessLogSettings, Entry};
 use super::body::ProxyBody;
@@ -36,62 +36,16 @@ pub struct Matched {
     pub upstream: Option<Authority>,
     /// Request sent upstream → response header.
     pub upstream_time: Option<Duration>,
+    /// The client address once trusted `X-Forwarded-For` is applied.
+    pub client: Option<IpAddr>,
+    /// Request body bytes sent upstream; `None` for bodiless requests.
+    pub bytes_in: Option<Arc<AtomicU64>>,
 }
 
-/// The request body as sent upstream, counting its bytes.
-#[derive(Debug)]
-pub struct RequestBody {
-    inner: Incoming,
-    seen: Option<Arc<AtomicU64>>,
-}
-
-impl RequestBody {
-    /// Wraps a body without counting (for requests not made by a client).
-    pub fn uncounted(inner: Incoming) -> Self {
-        Self { inner, seen: None }
+impl Matched {
+    fn bytes_in(&self) -> u64 {
+        self.bytes_in.as_ref().map_or(0, |n| n.load(Ordering::Relaxed))
     }
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let (Poll::Ready(Some(Ok(frame))), Some(seen)) = (&polled, &this.seen)
-            && let Some(data) = frame.data_ref()
-        {
-            seen.fetch_add(data.len() as u64, Ordering::Relaxed);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// The request body's byte count, readable once the response is done.
-#[derive(Debug, Default)]
-pub struct BytesIn(Option<Arc<AtomicU64>>);
-
-impl BytesIn {
-    pub fn get(&self) -> u64 {
-        self.0.as_ref().map_or(0, |n| n.load(Ordering::Relaxed))
-    }
-}
-
-/// Wraps the request body; bodiless requests (most) cost no allocation.
-pub fn count_request(req: Request<Incoming>) -> (Request<RequestBody>, BytesIn) {
-    let (parts, inner) = req.into_parts();
-    let seen = (!inner.is_end_stream()).then(|| Arc::new(AtomicU64::new(0)));
-    let bytes_in = BytesIn(seen.clone());
-    (Request::from_parts(parts, RequestBody { inner, seen }), bytes_in)
 }
 
 /// One request from its header to its last response byte.
@@ -100,7 +54,6 @@ pub struct Exchange {
     pub started: Instant,
     pub method: MethodClass,
     pub request_id: HeaderValue,
-    pub bytes_in: BytesIn,
     /// Present when this request is logged.
     pub log: Option<Box<Entry>>,
 }
@@ -132,6 +85,8 @@ pub fn count_error(metrics: &Metrics, err: &ProxyError, route: Option<&RouteMetr
             metrics.upstream_timeout(route.namespace(), route.service(), "connect");
         }
         ProxyError::ResponseTimeout => metrics.upstream_timeout(route.namespace(), route.service(), "response_header"),
+        ProxyError::Forbidden => metrics.allowlist_rejected(route.namespace(), route.ingress()),
+        ProxyError::BodyTooLarge => metrics.limit_rejected("body_size"),
         _ => {}
     }
 }
@@ -183,7 +138,7 @@ impl Drop for ObservedBody {
             method: done.exchange.method,
             status: done.status,
             elapsed: done.exchange.started.elapsed(),
-            bytes_in: done.exchange.bytes_in.get(),
+            bytes_in: done.matched.bytes_in(),
             bytes_out: self.sent,
         };
         done.record.record(&outcome);

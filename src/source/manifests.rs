@@ -50,11 +50,14 @@ struct Stamp {
     modified: Option<SystemTime>,
 }
 
+/// How long a file must be left alone before a shrunken version of it is believed.
+const SETTLE: Duration = Duration::from_millis(300);
+
 impl Stamp {
     /// A file changed in the last second may change again within the same coarse file-system
     /// clock tick with the same length, which its stamp cannot show: such files are re-read.
     fn is_recent(&self) -> bool {
-        self.modified.and_then(|m| m.elapsed().ok()).is_none_or(|age| age < Duration::from_secs(1))
+        self.modified.and_then(|m| m.elapsed().ok()).is_none_or(|age| age < SETTLE)
     }
 }
 
@@ -71,20 +74,29 @@ pub struct ManifestDir {
     root: PathBuf,
     files: HashMap<PathBuf, CachedFile>,
     scanned_once: bool,
+    /// A file was caught mid-write: scan again shortly.
+    settling: bool,
 }
 
 impl ManifestDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), files: HashMap::new(), scanned_once: false }
+        Self { root: root.into(), files: HashMap::new(), scanned_once: false, settling: false }
     }
 
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// Whether the last scan kept an old version of a file caught mid-write, so another scan
+    /// is due once the file has settled.
+    pub fn is_settling(&self) -> bool {
+        self.settling
+    }
+
     /// Reads what changed since the last scan. Returns the whole picture when anything did
     /// (always on the first call), `None` when nothing changed.
     pub fn scan(&mut self) -> Option<Loaded> {
+        self.settling = false;
         let mut root_diagnostics = Vec::new();
         let paths = match list_files(&self.root) {
             Ok(paths) => paths,
@@ -112,6 +124,22 @@ impl ManifestDir {
             let previous = self.files.remove(path);
             let before = previous.as_ref().map(|f| (f.objects.clone(), f.diagnostics.clone()));
             let read = self.read_file(path, *stamp, previous);
+            if let Some((objects, diagnostics)) = &before
+                && read.objects.len() < objects.len()
+                && stamp.is_recent()
+            {
+                // Fewer objects in a file that is still being written is most likely a writer
+                // caught between truncating and writing: keep the last version until the
+                // file has been quiet for a moment, then believe it.
+                self.settling = true;
+                let kept = CachedFile {
+                    stamp: Stamp { len: u64::MAX, modified: None },
+                    objects: objects.clone(),
+                    diagnostics: diagnostics.clone(),
+                };
+                self.files.insert(path.clone(), kept);
+                continue;
+            }
             changed |=
                 before.is_none_or(|(objects, diagnostics)| objects != read.objects || diagnostics != read.diagnostics);
             self.files.insert(path.clone(), read);
@@ -370,9 +398,10 @@ pub fn watch(
     async move {
         let _watcher = watcher;
         loop {
+            let next_scan = if dir.is_settling() { SETTLE } else { rescan };
             tokio::select! {
                 () = wake.notified() => tokio::time::sleep(debounce).await,
-                () = tokio::time::sleep(rescan) => {}
+                () = tokio::time::sleep(next_scan) => {}
                 () = shutdown.cancelled() => return,
             }
             let scanned = tokio::task::spawn_blocking(move || {

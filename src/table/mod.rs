@@ -1,6 +1,7 @@
 //! The routing table: immutable once built by `compile`, shared through `ArcSwap`, read
 //! lock-free by the data path. Pure data and lookups: no I/O, no Kubernetes types here.
 
+pub mod allow;
 mod explain;
 mod host;
 mod path;
@@ -53,7 +54,12 @@ pub struct Route {
 /// Per-Ingress behaviour parsed from annotations in `compile`; the data path only reads it.
 /// Each feature adds its own typed field here.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Policy {}
+pub struct Policy {
+    /// Which client addresses may use the routes.
+    pub source: allow::SourceFilter,
+    /// Largest request body accepted, in bytes (`None`: no limit).
+    pub max_body_size: Option<u64>,
+}
 
 /// A Service port as named by an Ingress backend.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -234,3 +234,40 @@ where
     }
     panic!("timed out waiting for: {what}");
 }
+
+/// Sends raw bytes on a new connection (from `source` when given, any loopback address) and
+/// returns everything the proxy answers until it closes (bounded by 5 s). Requests should
+/// carry `Connection: close`.
+pub async fn raw(proxy: SocketAddr, source: Option<std::net::IpAddr>, bytes: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket =
+        if proxy.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }.unwrap();
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0)).unwrap();
+    }
+    let mut conn = socket.connect(proxy).await.unwrap();
+    conn.write_all(bytes).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The status code of a raw HTTP/1.x answer (0 when there is none).
+pub fn status_of(answer: &str) -> u16 {
+    answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// An Ingress like [`ingress_yaml`] with annotations (`key: value` pairs).
+pub fn annotated_ingress_yaml(
+    name: &str,
+    host: &str,
+    paths: &[(&str, &str, &str)],
+    annotations: &[(&str, &str)],
+) -> String {
+    let notes: String = annotations.iter().map(|(k, v)| format!("    {k}: \"{v}\"\n")).collect();
+    ingress_yaml(name, host, paths).replacen(
+        &format!("metadata: {{name: {name}}}\n"),
+        &format!("metadata:\n  name: {name}\n  annotations:\n{notes}"),
+        1,
+    )
+}

@@ -93,6 +93,23 @@ fn a_file_that_stops_parsing_keeps_its_last_good_objects() {
 }
 
 #[test]
+fn a_file_caught_empty_mid_write_keeps_its_objects_until_it_settles() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.yaml");
+    fs::write(&file, format!("{}---\n{}", ingress("a"), ingress("b"))).unwrap();
+    let mut manifests = ManifestDir::new(dir.path());
+    assert_eq!(names(&manifests.scan().unwrap()), ["a", "b"]);
+    fs::write(&file, "").unwrap();
+    assert!(manifests.scan().is_none(), "a just-truncated file is not believed yet");
+    assert!(manifests.is_settling());
+    fs::write(&file, ingress("a")).unwrap();
+    assert!(manifests.scan().is_none(), "still fewer objects and still fresh");
+    std::thread::sleep(SETTLE);
+    assert_eq!(names(&manifests.scan().unwrap()), ["a"], "once quiet, the shorter file is believed");
+    assert!(!manifests.is_settling());
+}
+
+#[test]
 fn the_same_object_in_two_files_keeps_the_first() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("1.yaml"), ingress("same")).unwrap();
