@@ -70,6 +70,12 @@ async fn metrics_parse_during_traffic_and_count_requests() {
         CLASS_YAML.to_owned(),
         service_yaml("web", &[web.addr]),
         ingress_yaml("site", "site.example.com", &[("/", "Prefix", "web")]),
+        annotated_ingress_yaml(
+            "locked",
+            "locked.example.com",
+            &[("/", "Prefix", "web")],
+            &[("lintel.dev/allow-source-cidrs", "192.0.2.0/24")],
+        ),
     ]
     .join("---\n");
     std::fs::write(dir.path().join("site.yaml"), yaml).unwrap();
@@ -90,6 +96,8 @@ async fn metrics_parse_during_traffic_and_count_requests() {
     traffic.await.unwrap();
     let (status, _, _) = get(&client(), http, "nowhere.example.com", "/").await;
     assert_eq!(status, 404);
+    let (status, _, _) = get(&client(), http, "locked.example.com", "/").await;
+    assert_eq!(status, 403);
 
     let families = parse(&python, &scrape(admin).await);
     for f in &families {
@@ -134,13 +142,16 @@ async fn metrics_parse_during_traffic_and_count_requests() {
         sample(&families, "lintel_proxy_errors", "lintel_proxy_errors_total", &[("kind", "no_route")]),
         Some(1.0)
     );
+    let locked = [("namespace", "default"), ("ingress", "locked")];
+    let rejections = "lintel_allowlist_rejections_total";
+    assert_eq!(sample(&families, "lintel_allowlist_rejections", rejections, &locked), Some(1.0));
     let accepted =
         sample(&families, "lintel_connections_accepted", "lintel_connections_accepted_total", &[("listener", "http")]);
     assert!(accepted.unwrap() >= 1.0);
     let swapped = [("outcome", "swapped")];
     assert_eq!(sample(&families, "lintel_table_rebuilds", "lintel_table_rebuilds_total", &swapped), Some(1.0));
     let routes = sample(&families, "lintel_table_objects", "lintel_table_objects", &[("kind", "routes")]);
-    assert_eq!(routes, Some(1.0));
+    assert_eq!(routes, Some(2.0));
     let endpoints = [("service", "web"), ("state", "healthy")];
     assert_eq!(sample(&families, "lintel_upstream_endpoints", "lintel_upstream_endpoints", &endpoints), Some(1.0));
     let sync = "lintel_last_successful_sync_timestamp_seconds";

@@ -85,7 +85,12 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(settings.grace_period, graceful.shutdown()).await.is_err() {
+    let tunnels = proxy.tunnels().clone();
+    let drained = async move {
+        graceful.shutdown().await;
+        tunnels.idle().await;
+    };
+    if tokio::time::timeout(settings.grace_period, drained).await.is_err() {
         tracing::warn!("grace period over; closing the remaining connections");
     }
 }

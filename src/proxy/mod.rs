@@ -28,6 +28,7 @@ pub use observe::{Observe, ObservedBody};
 
 use crate::live::SharedLive;
 use crate::metrics::{MethodClass, Metrics};
+use crate::ops::lifecycle::Tunnels;
 use crate::table::allow::FilterMode;
 use crate::table::normalize_host;
 use access_log::Entry;
@@ -46,11 +47,18 @@ pub struct Proxy {
     live: SharedLive,
     settings: ProxySettings,
     observe: Observe,
+    tunnels: Tunnels,
 }
 
 impl Proxy {
     pub fn new(live: SharedLive, settings: ProxySettings) -> Self {
-        Self { live, settings, observe: Observe::default() }
+        Self { live, settings, observe: Observe::default(), tunnels: Tunnels::default() }
+    }
+
+    /// Upgraded connections (WebSocket): whoever copies one's bytes holds `tunnels().track()`,
+    /// so shutdown gives it the grace period.
+    pub fn tunnels(&self) -> &Tunnels {
+        &self.tunnels
     }
 
     /// Records into `observe.metrics` and logs as `observe.access_log` says.
