@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compile::CompileOptions;
+use crate::compile::{CompileOptions, SecretRef};
 use crate::proxy::ProxySettings;
 use crate::proxy::access_log::AccessLogSettings;
 use crate::proxy::client_addr::{ClientAddressSettings, ProxyProtocol};
 use crate::proxy::listener::ListenerSettings;
 use crate::table::allow::CidrList;
+use crate::tls::listener::TlsListenerSettings;
 use crate::upstream::UpstreamSettings;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +46,11 @@ pub struct Config {
     /// `RUST_LOG`-style filter (`info`, `lintel=debug,info`); `RUST_LOG` wins when set.
     pub log_level: String,
     pub access_log: AccessLogSettings,
+    /// Served to TLS clients whose name has no certificate of its own. Without it, a
+    /// self-signed certificate is made at start.
+    pub default_certificate: Option<DefaultCertificate>,
+    /// The port written in redirects to HTTPS; 443 is left out of the URL.
+    pub https_redirect_port: u16,
 }
 
 /// How log lines are written.
@@ -53,6 +59,23 @@ pub struct Config {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// `default-certificate`: `NAMESPACE/NAME` of a `kubernetes.io/tls` Secret, or PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DefaultCertificate {
+    Secret(SecretRef),
+    Files(CertFiles),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CertFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +94,9 @@ pub struct Timeouts {
     /// A client must send its whole request header within this.
     #[serde(with = "humantime_serde")]
     pub client_header: Duration,
+    /// A client must complete the TLS handshake within this.
+    #[serde(with = "humantime_serde")]
+    pub tls_handshake: Duration,
 }
 
 /// How the client address is learned: the TCP peer, a PROXY protocol header, or trusted
@@ -137,6 +163,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
             access_log: AccessLogSettings::default(),
+            default_certificate: None,
+            https_redirect_port: 443,
         }
     }
 }
@@ -148,6 +176,7 @@ impl Default for Timeouts {
             response_header: Duration::from_secs(180),
             upstream_keepalive_idle: Duration::from_secs(15),
             client_header: Duration::from_secs(20),
+            tls_handshake: Duration::from_secs(10),
         }
     }
 }
@@ -177,6 +206,10 @@ impl Config {
             ingress_class: self.ingress_class.clone(),
             controller_name: self.controller_name.clone(),
             default_allow: self.default_allow_source_cidrs.clone(),
+            default_certificate: match &self.default_certificate {
+                Some(DefaultCertificate::Secret(secret)) => Some(secret.clone()),
+                _ => None,
+            },
         }
     }
 
@@ -191,6 +224,7 @@ impl Config {
         ProxySettings {
             response_timeout: self.timeouts.response_header,
             trusted_proxies: self.client_address.trusted_proxies.clone(),
+            https_redirect_port: self.https_redirect_port,
         }
     }
 
@@ -214,6 +248,10 @@ impl Config {
             max_connections: self.limits.max_connections,
         }
     }
+
+    pub fn tls_listener_settings(&self) -> TlsListenerSettings {
+        TlsListenerSettings { http: self.listener_settings(), handshake_timeout: self.timeouts.tls_handshake }
+    }
 }
 
 #[cfg(test)]
@@ -229,6 +267,20 @@ mod tests {
         assert_eq!(config.timeouts.connect, Duration::from_secs(2));
         assert_eq!(config.timeouts.response_header, Duration::from_secs(180));
         assert_eq!(config.admin_addr, Config::default().admin_addr);
+    }
+
+    #[test]
+    fn default_certificate_is_a_secret_or_files() {
+        let config: Config = serde_norway::from_str("default-certificate: ingress/wildcard\n").unwrap();
+        let secret = SecretRef { namespace: "ingress".to_owned(), name: "wildcard".to_owned() };
+        assert_eq!(config.default_certificate, Some(DefaultCertificate::Secret(secret.clone())));
+        assert_eq!(config.compile_options().default_certificate, Some(secret));
+        let config: Config =
+            serde_norway::from_str("default-certificate:\n  cert-file: /c.pem\n  key-file: /k.pem\n").unwrap();
+        let files = CertFiles { cert_file: "/c.pem".into(), key_file: "/k.pem".into() };
+        assert_eq!(config.default_certificate, Some(DefaultCertificate::Files(files)));
+        assert_eq!(config.compile_options().default_certificate, None);
+        assert!(serde_norway::from_str::<Config>("default-certificate: nons\n").is_err());
     }
 
     #[test]

@@ -2,18 +2,19 @@
 //! swaps the result in atomically. Skips the swap when nothing changed.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::compile::{CompileOptions, compile};
+use crate::compile::{CompileOptions, compile_cached};
 use crate::diagnostic::Severity;
 use crate::live::{Live, SharedLive};
 use crate::metrics::Metrics;
 use crate::source::Loaded;
+use crate::tls::cache::KeyCache;
 use crate::upstream::Upstreams;
 
 /// Everything the loop updates.
@@ -25,13 +26,18 @@ pub struct Control {
     /// True once the first table is in service.
     pub ready: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
+    /// Certificates parsed by earlier rebuilds, reused while their Secrets stay the same.
+    pub keys: Arc<Mutex<KeyCache>>,
 }
 
 impl Control {
     /// Compiles and publishes one picture. Returns whether the table in service changed.
     pub fn apply(&self, loaded: &Loaded) -> bool {
         let started = Instant::now();
-        let mut compiled = compile(&loaded.snapshot, &self.options);
+        let mut compiled = {
+            let mut keys = self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            compile_cached(&loaded.snapshot, &self.options, &mut keys)
+        };
         compiled.diagnostics.extend(loaded.diagnostics.iter().cloned());
         compiled.diagnostics.sort();
         let current = self.live.load();
@@ -44,11 +50,18 @@ impl Control {
         let groups = self.upstreams.bind(&compiled.table);
         let routes = compiled.table.route_count();
         let ingresses = compiled.served.len();
+        let tls_hosts = compiled.table.tls().len();
         let route_metrics = self.metrics.bind_routes(&compiled.table);
         self.metrics.rebuild_swapped(started.elapsed(), &loaded.snapshot, &compiled);
         self.live.store(Arc::new(Live { compiled, groups, route_metrics }));
         self.ready.store(true, Ordering::Release);
-        tracing::info!(routes, ingresses, took_ms = started.elapsed().as_secs_f64() * 1e3, "route table swapped");
+        tracing::info!(
+            routes,
+            ingresses,
+            tls_hosts,
+            took_ms = started.elapsed().as_secs_f64() * 1e3,
+            "route table swapped"
+        );
         true
     }
 

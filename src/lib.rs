@@ -21,4 +21,5 @@ pub mod report;
 pub mod run;
 pub mod source;
 pub mod table;
+pub mod tls;
 pub mod upstream;

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use lintel::compile::{Compiled, compile};
-use lintel::config::{Config, LogFormat};
+use lintel::compile::{Compiled, SecretRef, compile};
+use lintel::config::{Config, DefaultCertificate, LogFormat};
 use lintel::explain::Question;
 use lintel::proxy::access_log::Sample;
 use lintel::report::RoutesReport;
@@ -51,6 +51,10 @@ struct Common {
     /// `spec.controller` of the IngressClasses served. Default `lintel.dev/ingress-controller`.
     #[arg(long, value_name = "NAME")]
     controller_name: Option<String>,
+    /// `kubernetes.io/tls` Secret served to TLS clients whose name has no certificate of its
+    /// own (and to clients without SNI). Default: a self-signed certificate made at start.
+    #[arg(long, value_name = "NAMESPACE/SECRET")]
+    default_certificate: Option<SecretRef>,
 }
 
 #[derive(clap::Args)]
@@ -84,6 +88,10 @@ struct RunArgs {
     /// Then give in-flight requests and upgraded connections this long. Default 30s.
     #[arg(long, value_name = "DURATION")]
     grace_period: Option<humantime::Duration>,
+    /// Port written in HTTP→HTTPS redirects (the client-facing HTTPS port, e.g. a NodePort).
+    /// Default 443, which is left out of the URL.
+    #[arg(long, value_name = "PORT")]
+    https_redirect_port: Option<u16>,
     /// Require a PROXY protocol (v1/v2) header on every connection (behind an NLB or HAProxy).
     #[arg(long)]
     proxy_protocol: bool,
@@ -163,6 +171,9 @@ impl Common {
         if let Some(name) = &self.controller_name {
             config.controller_name = name.clone();
         }
+        if let Some(secret) = &self.default_certificate {
+            config.default_certificate = Some(DefaultCertificate::Secret(secret.clone()));
+        }
     }
 
     fn config(&self) -> anyhow::Result<Config> {
@@ -183,6 +194,9 @@ impl RunArgs {
         }
         if let Some(addr) = self.admin_addr {
             config.admin_addr = addr;
+        }
+        if let Some(port) = self.https_redirect_port {
+            config.https_redirect_port = port;
         }
         if let Some(format) = self.log_format {
             config.log_format = format;

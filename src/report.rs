@@ -5,11 +5,13 @@ use std::fmt::Write;
 
 use crate::compile::Compiled;
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::table::{PathKind, RouteListing};
+use crate::table::{PathKind, RouteListing, TlsListing};
 
 #[derive(Debug, serde::Serialize)]
 pub struct RoutesReport<'a> {
     pub routes: Vec<RouteListing>,
+    /// Hosts served over TLS and the Secret each one's certificate comes from.
+    pub tls: Vec<TlsListing>,
     pub served_ingresses: &'a [String],
     pub diagnostics: &'a [Diagnostic],
 }
@@ -18,6 +20,7 @@ impl<'a> RoutesReport<'a> {
     pub fn new(compiled: &'a Compiled) -> Self {
         Self {
             routes: compiled.table.listing(),
+            tls: compiled.table.tls().listing(),
             served_ingresses: &compiled.served,
             diagnostics: &compiled.diagnostics,
         }
@@ -40,6 +43,11 @@ impl<'a> RoutesReport<'a> {
             let endpoints: Vec<&str> = r.endpoints.iter().map(|e| e.as_ref()).collect();
             let endpoints = if endpoints.is_empty() { "no endpoints".to_owned() } else { endpoints.join(", ") };
             let _ = writeln!(out, "  {host} {path} {kind} -> {} [{endpoints}] ({})", r.backend, r.ingress);
+        }
+        for t in &self.tls {
+            let secret = t.secret.as_deref().unwrap_or("no Secret");
+            let state = if t.certificate_loaded { "" } else { " [unusable: default certificate served]" };
+            let _ = writeln!(out, "  tls {} <- {secret}{state} ({})", t.host, t.ingress);
         }
         if !self.diagnostics.is_empty() {
             let _ = writeln!(out, "{} diagnostics", self.diagnostics.len());

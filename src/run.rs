@@ -13,13 +13,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::{Config, DefaultCertificate};
 use crate::control::Control;
 use crate::live::{Live, SharedLive};
 use crate::metrics::Metrics;
 use crate::ops::lifecycle::Lifecycle;
 use crate::proxy::{Observe, Proxy, listener};
 use crate::source::manifests::{self, ManifestDir};
+use crate::tls::{self, TlsError, default_cert, resolver::CertResolver};
 use crate::upstream::Upstreams;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,8 @@ pub enum StartError {
     Manifests(PathBuf),
     #[error("no source: pass --manifests DIR (the Kubernetes API source is not available in this build)")]
     NoSource,
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("startup task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -42,6 +45,7 @@ const DEBOUNCE: Duration = Duration::from_millis(50);
 /// A running proxy.
 pub struct Running {
     pub http_addr: SocketAddr,
+    pub https_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub live: SharedLive,
     pub metrics: Arc<Metrics>,
@@ -73,9 +77,12 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
 /// [`start`], with the time the process began, so the time to ready is measured from it.
 pub async fn start_at(config: &Config, begun: Instant) -> Result<Running, StartError> {
     let http = bind("http", config.http_addr).await?;
+    let https = bind("https", config.https_addr).await?;
     let admin = bind("admin", config.admin_addr).await?;
     let http_addr =
         http.local_addr().map_err(|source| StartError::Bind { what: "http", addr: config.http_addr, source })?;
+    let https_addr =
+        https.local_addr().map_err(|source| StartError::Bind { what: "https", addr: config.https_addr, source })?;
     let admin_addr =
         admin.local_addr().map_err(|source| StartError::Bind { what: "admin", addr: config.admin_addr, source })?;
 
@@ -90,6 +97,7 @@ pub async fn start_at(config: &Config, begun: Instant) -> Result<Running, StartE
         options: config.compile_options(),
         ready: ready.clone(),
         metrics: metrics.clone(),
+        keys: Arc::default(),
     };
     let mut tasks = JoinSet::new();
     tasks.spawn(lifecycle.clone().stop_after_delay(config.shutdown_delay));
@@ -112,12 +120,38 @@ pub async fn start_at(config: &Config, begun: Instant) -> Result<Running, StartE
 
     let observe = Observe { metrics: metrics.clone(), access_log: config.access_log };
     let proxy = Arc::new(Proxy::new(live.clone(), config.proxy_settings()).observed(observe));
+    let resolver = Arc::new(CertResolver::new(live.clone(), builtin_default_cert(config)?));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(resolver)?));
+    let tls_settings = config.tls_listener_settings();
+    tasks.spawn(tls::listener::serve(https, acceptor, proxy.clone(), tls_settings, shutdown.clone()));
     tasks.spawn(listener::serve(http, proxy, "http", config.listener_settings(), shutdown.clone()));
     let admin_state =
         AdminState { live: live.clone(), ready, draining: lifecycle.draining.clone(), metrics: metrics.clone() };
     tasks.spawn(admin::serve(admin, admin_state, shutdown.clone()));
     let took = begun.elapsed();
     metrics.set_startup(took);
-    tracing::info!(%http_addr, %admin_addr, startup_ms = took.as_secs_f64() * 1e3, "lintel is ready and serving");
-    Ok(Running { http_addr, admin_addr, live, metrics, lifecycle, tasks })
+    tracing::info!(%http_addr, %https_addr, %admin_addr, startup_ms = took.as_secs_f64() * 1e3, "lintel is ready and serving");
+    Ok(Running { http_addr, https_addr, admin_addr, live, metrics, lifecycle, tasks })
+}
+
+/// The certificate served when the table has none for a name: the configured PEM files, else
+/// a self-signed one made now.
+fn builtin_default_cert(config: &Config) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
+    if let Some(DefaultCertificate::Files(files)) = &config.default_certificate {
+        let cert = default_cert::from_files(&files.cert_file, &files.key_file)?;
+        tracing::info!(cert = %files.cert_file.display(), "default TLS certificate loaded");
+        return Ok(cert);
+    }
+    let cert = default_cert::self_signed()?;
+    match &config.default_certificate {
+        Some(DefaultCertificate::Secret(secret)) => tracing::info!(
+            %secret,
+            "default TLS certificate comes from the Secret; a self-signed one is used while it is missing or unusable"
+        ),
+        _ => tracing::info!(
+            name = default_cert::SELF_SIGNED_NAME,
+            "no default TLS certificate configured; generated a self-signed one"
+        ),
+    }
+    Ok(cert)
 }

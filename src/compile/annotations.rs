@@ -26,7 +26,7 @@ const MAX_BODY: [&str; 2] = ["lintel.dev/max-body-size", "nginx.ingress.kubernet
 
 /// Annotations that Lintel understands. Each feature adds its keys here and parses them in
 /// [`policy`].
-const KNOWN: &[&[&str]] = &[&ALLOW, &DENY, &[ALLOW_MODE], &MAX_BODY];
+const KNOWN: &[&[&str]] = &[&ALLOW, &DENY, &[ALLOW_MODE], &MAX_BODY, &super::ssl::KEYS];
 
 /// The annotations of one Ingress, with what is needed to report on them.
 struct Annotations<'a> {
@@ -75,7 +75,11 @@ pub(super) fn policy(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Policy {
     let mut a = Annotations { map, subject, diagnostics };
-    let policy = Policy { source: source_filter(&mut a, options), max_body_size: max_body_size(&mut a) };
+    let mut policy =
+        Policy { source: source_filter(&mut a, options), max_body_size: max_body_size(&mut a), ..Policy::default() };
+    if let Some(map) = map {
+        super::ssl::parse(map, &mut policy, subject, a.diagnostics);
+    }
     for key in map.into_iter().flat_map(|m| m.keys()) {
         let known = KNOWN.iter().any(|group| group.contains(&key.as_str()));
         if PREFIXES.iter().any(|p| key.starts_with(p)) && !known {

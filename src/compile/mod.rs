@@ -7,8 +7,10 @@
 mod annotations;
 mod backend;
 mod class;
+mod ssl;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::sync::Arc;
 
@@ -17,6 +19,9 @@ use k8s_openapi::api::networking::v1::{HTTPIngressPath, Ingress};
 use crate::diagnostic::{Diagnostic, Subject};
 use crate::source::Snapshot;
 use crate::table::{HostKey, PathKind, PathRule, Route, RouteTable, TableBuilder, validate_rule_host};
+use crate::tls::cache::KeyCache;
+
+pub use tls::SecretRef;
 
 /// Which Ingresses are ours.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +32,8 @@ pub struct CompileOptions {
     pub controller_name: String,
     /// The allowlist of Ingresses that set none (`None`: open).
     pub default_allow: Option<crate::table::allow::CidrList>,
+    /// The Secret served to TLS clients that match no host (`--default-certificate`).
+    pub default_certificate: Option<SecretRef>,
 }
 
 impl Default for CompileOptions {
@@ -35,6 +42,7 @@ impl Default for CompileOptions {
             ingress_class: "lintel".to_owned(),
             controller_name: "lintel.dev/ingress-controller".to_owned(),
             default_allow: None,
+            default_certificate: None,
         }
     }
 }
@@ -48,16 +56,26 @@ pub struct Compiled {
 }
 
 pub fn compile(snapshot: &Snapshot, options: &CompileOptions) -> Compiled {
+    compile_cached(snapshot, options, &mut KeyCache::default())
+}
+
+/// [`compile`], reusing certificates parsed by earlier rebuilds (the result is the same).
+pub fn compile_cached(snapshot: &Snapshot, options: &CompileOptions, keys: &mut KeyCache) -> Compiled {
     let mut diagnostics = Vec::new();
     let ingresses = class::select(snapshot, options, &mut diagnostics);
     let mut resolver = backend::Resolver::new(snapshot);
     let mut builder = TableBuilder::default();
     let mut served = Vec::with_capacity(ingresses.len());
+    let mut certs = tls::Certs::new(snapshot, keys);
     for ingress in ingresses {
         let name = ingress_name(ingress);
         add_ingress(ingress, &name, options, &mut resolver, &mut builder, &mut diagnostics);
+        certs.add_ingress(ingress, &name, builder.tls_mut(), &mut diagnostics);
         served.push(name.to_string());
     }
+    let default_cert = certs.default_cert(options.default_certificate.as_ref(), &mut diagnostics);
+    builder.tls_mut().set_default(default_cert);
+    keys.sweep();
     served.sort();
     diagnostics.sort();
     Compiled { table: builder.build(), diagnostics, served }

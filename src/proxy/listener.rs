@@ -1,6 +1,6 @@
-//! Accepting connections: an optional PROXY protocol header, then hyper's HTTP/1.1 and
-//! HTTP/2 (prior knowledge) on one plain listener, with header size/count/time limits, a cap
-//! on open connections, and graceful shutdown.
+//! Accepting connections: an optional PROXY protocol header, an optional TLS handshake (with
+//! its own timeout, in the connection's own task), then hyper's HTTP/1.1 and HTTP/2, with
+//! header size/count/time limits, a cap on open connections, and graceful shutdown.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,10 +13,11 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::client_addr::{self, ClientAddressSettings};
-use super::{ClientSide, ConnInfo, Proxy};
+use super::{ClientSide, ConnInfo, Proxy, TlsInfo};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerSettings {
@@ -31,11 +32,30 @@ pub struct ListenerSettings {
     pub max_connections: usize,
 }
 
+/// TLS on a listener: the acceptor and how long a handshake may take.
+#[derive(Clone)]
+pub struct Tls {
+    pub acceptor: TlsAcceptor,
+    pub handshake_timeout: Duration,
+}
+
 /// Serves `listener` until `shutdown`, then lets open connections finish for the grace period.
 pub async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     scheme: &'static str,
+    settings: ListenerSettings,
+    shutdown: CancellationToken,
+) {
+    serve_with(listener, proxy, scheme, None, settings, shutdown).await;
+}
+
+/// [`serve`], with TLS terminated on each connection when `tls` is set.
+pub async fn serve_with(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    scheme: &'static str,
+    tls: Option<Tls>,
     settings: ListenerSettings,
     shutdown: CancellationToken,
 ) {
@@ -78,10 +98,10 @@ pub async fn serve(
         };
         let open = counted.accepted();
         let watcher = graceful.watcher();
-        let (proxy, builder, settings) = (proxy.clone(), builder.clone(), settings.clone());
+        let (proxy, builder, settings, tls) = (proxy.clone(), builder.clone(), settings.clone(), tls.clone());
         tokio::spawn(async move {
             let (_slot, _open) = (slot, open);
-            serve_connection(stream, peer, proxy, scheme, &builder, &settings, watcher).await;
+            serve_connection(stream, peer, proxy, scheme, tls, &builder, &settings, watcher).await;
         });
     }
     drop(listener);
@@ -95,11 +115,13 @@ pub async fn serve(
     }
 }
 
+#[expect(clippy::too_many_arguments, reason = "one call site; the pieces of one accepted connection")]
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     proxy: Arc<Proxy>,
     scheme: &'static str,
+    tls: Option<Tls>,
     builder: &auto::Builder<TokioExecutor>,
     settings: &ListenerSettings,
     watcher: hyper_util::server::graceful::Watcher,
@@ -113,14 +135,66 @@ async fn serve_connection(
         }
     };
     let client = ClientSide { address, origin, scheme };
-    let info = Arc::new(ConnInfo::new(peer, scheme));
-    let service = service_fn(move |req| {
+    let service = |info: Arc<ConnInfo>| {
         let proxy = proxy.clone();
-        let info = info.clone();
-        async move { Ok::<_, Infallible>(proxy.handle_conn(req, client, &info).await) }
-    });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    if let Err(err) = watcher.watch(conn.into_owned()).await {
+        service_fn(move |req| {
+            let proxy = proxy.clone();
+            let info = info.clone();
+            async move { Ok::<_, Infallible>(proxy.handle_conn(req, client, &info).await) }
+        })
+    };
+    let info = ConnInfo::new(peer, scheme);
+    let result = match tls {
+        None => {
+            let service = service(Arc::new(info));
+            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
+        }
+        Some(tls) => {
+            let stream = match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => {
+                    proxy.metrics().tls_handshake_error(handshake_error_reason(&err));
+                    tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    proxy.metrics().tls_handshake_error("timeout");
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let tls_info = tls_info(stream.get_ref().1);
+            proxy.metrics().tls_handshake(tls_info.version);
+            let service = service(Arc::new(info.with_tls(tls_info)));
+            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
+        }
+    };
+    if let Err(err) = result {
         tracing::debug!(%peer, error = %err, "connection ended with an error");
+    }
+}
+
+/// The version and SNI of a completed handshake, for access logs and metrics.
+fn tls_info(conn: &rustls::ServerConnection) -> TlsInfo {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "other",
+    };
+    TlsInfo { version, sni: conn.server_name().map(Arc::from) }
+}
+
+/// A bounded word for a failed handshake (`lintel_tls_handshake_errors_total{reason}`).
+fn handshake_error_reason(err: &std::io::Error) -> &'static str {
+    if err.kind() == std::io::ErrorKind::UnexpectedEof {
+        return "eof";
+    }
+    match err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::PeerIncompatible(_)) => "incompatible",
+        Some(rustls::Error::InvalidMessage(_)) => "invalid_message",
+        Some(rustls::Error::NoCertificatesPresented) => "no_certificate",
+        Some(rustls::Error::AlertReceived(_)) => "alert_received",
+        Some(_) => "tls_error",
+        None => "io",
     }
 }

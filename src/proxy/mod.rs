@@ -11,6 +11,7 @@ mod forward;
 pub mod listener;
 pub mod normalize;
 pub mod observe;
+mod redirect;
 mod request;
 pub mod request_id;
 
@@ -40,6 +41,8 @@ pub struct ProxySettings {
     pub response_timeout: Duration,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Option<crate::table::allow::CidrList>,
+    /// The port written in redirects to HTTPS; 443 is left out of the URL.
+    pub https_redirect_port: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -125,7 +128,15 @@ impl Proxy {
         let (group, policy) = {
             let live = self.live.load();
             let name = host.to_str().ok().and_then(normalize_host).ok_or(ProxyError::BadHost)?;
-            let route = live.compiled.table.find(&name, &path).ok_or(ProxyError::NoRoute)?;
+            let table = &live.compiled.table;
+            let route = table.find(&name, &path);
+            if client.scheme == "http"
+                && let Some(to_https) =
+                    redirect::to_https(table, &name, route, req.uri(), self.settings.https_redirect_port)
+            {
+                return Ok(to_https);
+            }
+            let route = route.ok_or(ProxyError::NoRoute)?;
             matched.route = live.route_metrics.find(route).cloned();
             let group = live.groups.get(route.backend).cloned().ok_or(ProxyError::NoRoute)?;
             (group, route.policy.clone())
@@ -168,7 +179,11 @@ impl Proxy {
         if let Some(route) = &matched.route {
             route.record_upstream_time(took);
         }
-        Ok(forward::client_response(response.map(ProxyBody::Upstream)))
+        let mut response = forward::client_response(response.map(ProxyBody::Upstream));
+        if client.scheme == "https" {
+            redirect::add_hsts(&mut response, policy.hsts.as_ref());
+        }
+        Ok(response)
     }
 }
 

@@ -7,6 +7,7 @@ mod host;
 mod path;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 pub use explain::{Explanation, HostCandidate, HostMatch, PathCandidate};
 pub use host::{HostError, normalize_host, validate_rule_host};
 pub use path::{PathKind, PathRule};
+pub use tls::{Cert, SslRedirect, TlsHost, TlsHosts, TlsListing};
 
 /// Index of a [`Backend`] in [`RouteTable::backends`].
 pub type BackendIdx = usize;
@@ -29,6 +31,8 @@ pub struct RouteTable {
     any_host: Option<VirtualHost>,
     default_backend: Option<Route>,
     backends: Vec<Backend>,
+    /// Hosts with TLS and their certificates.
+    tls: TlsHosts,
 }
 
 /// The paths of one host.
@@ -59,6 +63,10 @@ pub struct Policy {
     pub source: allow::SourceFilter,
     /// Largest request body accepted, in bytes (`None`: no limit).
     pub max_body_size: Option<u64>,
+    /// Whether plain-HTTP requests are redirected to HTTPS.
+    pub ssl_redirect: SslRedirect,
+    /// `Strict-Transport-Security` value for HTTPS responses (`lintel.dev/hsts`).
+    pub hsts: Option<http::HeaderValue>,
 }
 
 /// A Service port as named by an Ingress backend.
@@ -156,6 +164,11 @@ impl RouteTable {
         self.default_backend.as_ref()
     }
 
+    /// Hosts with TLS and their certificates.
+    pub fn tls(&self) -> &TlsHosts {
+        &self.tls
+    }
+
     /// Number of host+path routes (the default backend not counted).
     pub fn route_count(&self) -> usize {
         self.virtual_hosts().map(|(_, v)| v.exact.len() + v.prefix.len()).sum()
@@ -242,6 +255,10 @@ impl TableBuilder {
                 Ok(())
             }
         }
+    }
+
+    pub fn tls_mut(&mut self) -> &mut TlsHosts {
+        &mut self.table.tls
     }
 
     pub fn build(self) -> RouteTable {
