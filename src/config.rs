@@ -46,6 +46,22 @@ pub struct Config {
     /// `RUST_LOG`-style filter (`info`, `lintel=debug,info`); `RUST_LOG` wins when set.
     pub log_level: String,
     pub access_log: AccessLogSettings,
+    /// Kubernetes API source and status: see [`crate::cluster`].
+    /// A kubeconfig file; default: in-cluster config, else `KUBECONFIG` or `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespaces whose Ingresses, Services, EndpointSlices and Secrets are watched; empty: all.
+    pub watch_namespace: Vec<String>,
+    /// `NAMESPACE/NAME` of the Service whose address is written to Ingress status.
+    pub publish_service: Option<String>,
+    /// IPs or hostnames written to Ingress status (instead of `publish-service`).
+    pub publish_address: Vec<String>,
+    /// Namespace of the leader-election Lease; default: env `POD_NAMESPACE`, else `lintel`.
+    pub election_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    pub election_id: String,
+    /// How long a leader's Lease lasts without renewal before another replica takes over.
+    #[serde(with = "humantime_serde")]
+    pub election_lease_duration: Duration,
     /// Served to TLS clients whose name has no certificate of its own. Without it, a
     /// self-signed certificate is made at start.
     pub default_certificate: Option<DefaultCertificate>,
@@ -163,6 +179,13 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
             access_log: AccessLogSettings::default(),
+            kubeconfig: None,
+            watch_namespace: Vec::new(),
+            publish_service: None,
+            publish_address: Vec::new(),
+            election_namespace: None,
+            election_id: "lintel-leader".to_owned(),
+            election_lease_duration: Duration::from_secs(15),
             default_certificate: None,
             https_redirect_port: 443,
         }
@@ -293,6 +316,19 @@ mod tests {
         assert_eq!(config.default_allow_source_cidrs.unwrap().nets().len(), 2);
         let err = serde_norway::from_str::<Config>("client-address: {trusted-proxies: [10.0.0.0/99]}").unwrap_err();
         assert!(err.to_string().contains("10.0.0.0/99"), "{err}");
+    }
+
+    #[test]
+    fn kubernetes_keys_use_the_flag_names() {
+        let yaml = "watch-namespace: [apps, web]\npublish-address: [192.0.2.10]\nelection-id: edge\n\
+                    election-lease-duration: 20s\nkubeconfig: /etc/kube.yaml\n";
+        let config: Config = serde_norway::from_str(yaml).unwrap();
+        assert_eq!(config.watch_namespace, ["apps", "web"]);
+        assert_eq!(config.publish_address, ["192.0.2.10"]);
+        assert_eq!(config.election_id, "edge");
+        assert_eq!(config.election_lease_duration, Duration::from_secs(20));
+        assert_eq!(config.kubeconfig, Some(PathBuf::from("/etc/kube.yaml")));
+        assert_eq!(config.election_namespace, None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! configuration report and the shutdown sequence, `run` wires it all together.
 
 pub mod admin;
+pub mod cluster;
 pub mod compile;
 pub mod config;
 pub mod control;

@@ -110,6 +110,57 @@ struct RunArgs {
     /// Runtime worker threads. Default: one per core.
     #[arg(long, value_name = "N")]
     worker_threads: Option<usize>,
+    #[command(flatten)]
+    kube: KubeArgs,
+}
+
+/// Kubernetes mode (no `--manifests`); each overrides the same key of `--config`.
+#[derive(Clone, clap::Args)]
+struct KubeArgs {
+    /// Kubeconfig file. Default: in-cluster config, else $KUBECONFIG, else ~/.kube/config.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Watch only this namespace (repeat or comma-separate for several). Default: all.
+    #[arg(long, value_name = "NAMESPACE", value_delimiter = ',')]
+    watch_namespace: Vec<String>,
+    /// Write this Service's address (load balancer, external IPs, or node IPs for a NodePort)
+    /// to the status of served Ingresses.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    publish_service: Option<String>,
+    /// Write these IPs or hostnames to the status of served Ingresses (repeat or comma-separate).
+    #[arg(long, value_name = "IP_OR_HOST", value_delimiter = ',')]
+    publish_address: Vec<String>,
+    /// Namespace of the leader-election Lease. Default: $POD_NAMESPACE, else `lintel`.
+    #[arg(long, value_name = "NAMESPACE")]
+    election_namespace: Option<String>,
+    /// Name of the leader-election Lease. Default `lintel-leader`.
+    #[arg(long, value_name = "NAME")]
+    election_id: Option<String>,
+}
+
+impl KubeArgs {
+    fn apply(&self, config: &mut Config) {
+        let Self { kubeconfig, watch_namespace, publish_service, publish_address, election_namespace, election_id } =
+            self.clone();
+        if kubeconfig.is_some() {
+            config.kubeconfig = kubeconfig;
+        }
+        if !watch_namespace.is_empty() {
+            config.watch_namespace = watch_namespace;
+        }
+        if publish_service.is_some() {
+            config.publish_service = publish_service;
+        }
+        if !publish_address.is_empty() {
+            config.publish_address = publish_address;
+        }
+        if election_namespace.is_some() {
+            config.election_namespace = election_namespace;
+        }
+        if let Some(id) = election_id {
+            config.election_id = id;
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -234,6 +285,7 @@ impl RunArgs {
         if let Some(n) = self.worker_threads {
             config.worker_threads = Some(n);
         }
+        self.kube.apply(config);
     }
 
     fn config(&self) -> anyhow::Result<Config> {

@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
 use crate::config::{Config, DefaultCertificate};
@@ -29,8 +30,8 @@ pub enum StartError {
     Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("manifests directory {0}: not a readable directory")]
     Manifests(PathBuf),
-    #[error("no source: pass --manifests DIR (the Kubernetes API source is not available in this build)")]
-    NoSource,
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("startup task failed: {0}")]
@@ -102,21 +103,13 @@ pub async fn start_at(config: &Config, begun: Instant) -> Result<Running, StartE
     let mut tasks = JoinSet::new();
     tasks.spawn(lifecycle.clone().stop_after_delay(config.shutdown_delay));
 
-    let dir = config.manifests.clone().ok_or(StartError::NoSource)?;
-    if !dir.is_dir() {
-        return Err(StartError::Manifests(dir));
+    match config.manifests.clone() {
+        Some(dir) => start_manifests(dir, control, &mut tasks, &shutdown).await?,
+        None => {
+            let settings = crate::cluster::ClusterSettings::from_config(config)?;
+            crate::cluster::start(settings, control, &mut tasks, &shutdown).await?;
+        }
     }
-    let mut manifest_dir = ManifestDir::new(dir);
-    let (manifest_dir, first) = tokio::task::spawn_blocking(move || {
-        let first = manifest_dir.scan().unwrap_or_default();
-        (manifest_dir, first)
-    })
-    .await?;
-    let first = Arc::new(first);
-    control.apply(&first);
-    let (tx, rx) = watch::channel(first);
-    tasks.spawn(manifests::watch(manifest_dir, tx, DEBOUNCE, RESCAN, shutdown.clone()));
-    tasks.spawn(control.run(rx, shutdown.clone()));
 
     let observe = Observe { metrics: metrics.clone(), access_log: config.access_log };
     let proxy = Arc::new(Proxy::new(live.clone(), config.proxy_settings()).observed(observe));
@@ -132,6 +125,30 @@ pub async fn start_at(config: &Config, begun: Instant) -> Result<Running, StartE
     metrics.set_startup(took);
     tracing::info!(%http_addr, %https_addr, %admin_addr, startup_ms = took.as_secs_f64() * 1e3, "lintel is ready and serving");
     Ok(Running { http_addr, https_addr, admin_addr, live, metrics, lifecycle, tasks })
+}
+
+/// The manifests-directory source: the first table is loaded before serving starts.
+async fn start_manifests(
+    dir: PathBuf,
+    control: Control,
+    tasks: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+) -> Result<(), StartError> {
+    if !dir.is_dir() {
+        return Err(StartError::Manifests(dir));
+    }
+    let mut manifest_dir = ManifestDir::new(dir);
+    let (manifest_dir, first) = tokio::task::spawn_blocking(move || {
+        let first = manifest_dir.scan().unwrap_or_default();
+        (manifest_dir, first)
+    })
+    .await?;
+    let first = Arc::new(first);
+    control.apply(&first);
+    let (tx, rx) = watch::channel(first);
+    tasks.spawn(manifests::watch(manifest_dir, tx, DEBOUNCE, RESCAN, shutdown.clone()));
+    tasks.spawn(control.run(rx, shutdown.clone()));
+    Ok(())
 }
 
 /// The certificate served when the table has none for a name: the configured PEM files, else
