@@ -50,6 +50,28 @@ impl ProxyError {
         }
     }
 
+    /// The metric label of this error (`lintel_proxy_errors_total{kind}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::BadHost => "bad_host",
+            Self::BadRequest(_) => "bad_request",
+            Self::BadPath(_) => "bad_path",
+            Self::Forbidden => "forbidden",
+            Self::BodyTooLarge => "body_too_large",
+            Self::NoRoute => "no_route",
+            Self::RequestBodyIdle => "request_body_idle",
+            Self::Upstream(err) => match err {
+                UpstreamError::NoEndpoint(_) => "no_endpoint",
+                UpstreamError::Unresolved { .. } => "unresolved",
+                UpstreamError::Connect(_) => "upstream_connect",
+                UpstreamError::ConnectTimeout => "connect_timeout",
+                UpstreamError::ResponseTimeout => "response_timeout",
+                UpstreamError::Protocol(_) => "upstream_protocol",
+                UpstreamError::RequestBody(_) => "request_body",
+            },
+        }
+    }
+
     pub fn side(&self) -> Side {
         match self {
             Self::BadHost

@@ -2,6 +2,7 @@
 //! lock-free by the data path. Pure data and lookups: no I/O, no Kubernetes types here.
 
 pub mod allow;
+mod explain;
 mod host;
 mod path;
 #[cfg(test)]
@@ -12,6 +13,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+pub use explain::{Explanation, HostCandidate, HostMatch, PathCandidate};
 pub use host::{HostError, normalize_host, validate_rule_host};
 pub use path::{PathKind, PathRule};
 pub use tls::{Cert, SslRedirect, TlsHost, TlsHosts, TlsListing};
@@ -154,9 +156,10 @@ impl RouteTable {
         self.backends.get(idx)
     }
 
-    /// Every route, the default backend included, in no particular order.
+    /// Every route, the default backend's included, in no particular order.
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
-        self.virtual_hosts().flat_map(|(_, v)| v.exact.values().chain(v.prefix.values())).chain(&self.default_backend)
+        let vhosts = self.exact_hosts.values().chain(self.wildcard_hosts.values()).chain(self.any_host.iter());
+        vhosts.flat_map(|v| v.exact.values().chain(v.prefix.values())).chain(self.default_backend.iter())
     }
 
     pub fn default_backend(&self) -> Option<&Route> {

@@ -30,6 +30,7 @@ pub use body::UpstreamBody;
 pub use endpoint::Endpoint;
 pub use error::{BodyError, UpstreamError};
 pub use send::send;
+pub use upgrade::is_upgrade;
 
 use balance::BackendState;
 use endpoint::ConnSettings;

@@ -33,7 +33,9 @@ pub async fn send(
     let response_timeout = policy.response_timeout.unwrap_or(settings.response_timeout);
     let idle = policy.idle_timeout.unwrap_or(settings.idle_timeout);
     let client_upgrade = upgrade::is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // Shutdown waits for upgraded connections through this (set by the proxy on upgrades).
+    let tunnels = parts.extensions.remove::<crate::ops::lifecycle::Tunnels>();
     let head = Head {
         method: parts.method,
         path: parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")),
@@ -63,9 +65,12 @@ pub async fn send(
                 {
                     let upstream_upgrade = hyper::upgrade::on(&mut response);
                     let idle = policy.idle_timeout.unwrap_or(settings.upgrade_idle_timeout);
-                    upgrade::spawn_tunnel(client_upgrade, upstream_upgrade, idle, in_flight);
+                    let tracked = tunnels.as_ref().map(crate::ops::lifecycle::Tunnels::track);
+                    upgrade::spawn_tunnel(client_upgrade, upstream_upgrade, idle, in_flight, tracked);
                     return Ok(response.map(|b| UpstreamBody::new(b, idle, None)));
                 }
+                // Which endpoint answered, for the access log.
+                response.extensions_mut().insert(endpoint.authority.clone());
                 return Ok(response.map(|b| UpstreamBody::new(b, idle, Some(in_flight))));
             }
             Ok(Err(err)) => err,

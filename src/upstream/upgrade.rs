@@ -25,9 +25,16 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Joins the client's and the upstream's upgraded connections in a task of its own; the
 /// endpoint counts the tunnel as in flight until it ends.
-pub fn spawn_tunnel(client: OnUpgrade, upstream: OnUpgrade, idle: Duration, in_flight: InFlight) {
+pub fn spawn_tunnel(
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    idle: Duration,
+    in_flight: InFlight,
+    tracked: Option<crate::ops::lifecycle::TunnelGuard>,
+) {
     tokio::spawn(async move {
         let _in_flight = in_flight;
+        let _tracked = tracked;
         let (client, upstream) = match tokio::try_join!(client, upstream) {
             Ok(both) => both,
             Err(err) => {
