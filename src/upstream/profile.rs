@@ -1,6 +1,6 @@
 //! Named sets of upstream defaults (`lintel.dev/profile`), each value proven against the
 //! application it is named after. An explicit annotation always beats a profile value.
-//! docs/upstreams.md explains every number here.
+//! The README ("The Airflow profile") explains every number here.
 
 use std::sync::Arc;
 use std::time::Duration;
