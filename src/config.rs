@@ -1,5 +1,6 @@
 //! Settings: a YAML file (`--config`) with the same names as the flags; flags win. Unknown
-//! keys are errors, so a typo never silently falls back to a default.
+//! keys and bad values are errors naming the key's path with a hint, so a typo never silently
+//! falls back to a default. `config/lintel.yaml` lists every key with its default.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,11 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::compile::{CompileOptions, SecretRef};
 use crate::proxy::ProxySettings;
+use crate::proxy::access_log::AccessLogSettings;
 use crate::proxy::client_addr::{ClientAddressSettings, ProxyProtocol};
 use crate::proxy::listener::ListenerSettings;
 use crate::table::allow::CidrList;
 use crate::tls::listener::TlsListenerSettings;
 use crate::upstream::UpstreamSettings;
+use crate::upstream::passive::PassiveSettings;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -36,11 +39,43 @@ pub struct Config {
     /// How long in-flight requests get to finish at shutdown.
     #[serde(with = "humantime_serde")]
     pub grace_period: Duration,
+    /// After SIGTERM, how long listeners keep accepting while `/readyz` already says 503, so
+    /// load balancers and Endpoints stop sending before the sockets close.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_delay: Duration,
+    pub log_format: LogFormat,
+    /// `RUST_LOG`-style filter (`info`, `lintel=debug,info`); `RUST_LOG` wins when set.
+    pub log_level: String,
+    pub access_log: AccessLogSettings,
+    /// Kubernetes API source and status: see [`crate::cluster`].
+    /// A kubeconfig file; default: in-cluster config, else `KUBECONFIG` or `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespaces whose Ingresses, Services, EndpointSlices and Secrets are watched; empty: all.
+    pub watch_namespace: Vec<String>,
+    /// `NAMESPACE/NAME` of the Service whose address is written to Ingress status.
+    pub publish_service: Option<String>,
+    /// IPs or hostnames written to Ingress status (instead of `publish-service`).
+    pub publish_address: Vec<String>,
+    /// Namespace of the leader-election Lease; default: env `POD_NAMESPACE`, else `lintel`.
+    pub election_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    pub election_id: String,
+    /// How long a leader's Lease lasts without renewal before another replica takes over.
+    #[serde(with = "humantime_serde")]
+    pub election_lease_duration: Duration,
     /// Served to TLS clients whose name has no certificate of its own. Without it, a
     /// self-signed certificate is made at start.
     pub default_certificate: Option<DefaultCertificate>,
     /// The port written in redirects to HTTPS; 443 is left out of the URL.
     pub https_redirect_port: u16,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// `default-certificate`: `NAMESPACE/NAME` of a `kubernetes.io/tls` Secret, or PEM files.
@@ -73,6 +108,12 @@ pub struct Timeouts {
     /// Idle pooled connections to upstreams are closed after this.
     #[serde(with = "humantime_serde")]
     pub upstream_keepalive_idle: Duration,
+    /// Longest gap between two body chunks, in either direction.
+    #[serde(with = "humantime_serde")]
+    pub idle: Duration,
+    /// Longest silence on an upgraded (WebSocket) connection.
+    #[serde(with = "humantime_serde")]
+    pub upgrade_idle: Duration,
     /// A client must send its whole request header within this.
     #[serde(with = "humantime_serde")]
     pub client_header: Duration,
@@ -141,6 +182,17 @@ impl Default for Config {
             limits: Limits::default(),
             worker_threads: None,
             grace_period: Duration::from_secs(30),
+            shutdown_delay: Duration::from_secs(5),
+            log_format: LogFormat::Text,
+            log_level: "info".to_owned(),
+            access_log: AccessLogSettings::default(),
+            kubeconfig: None,
+            watch_namespace: Vec::new(),
+            publish_service: None,
+            publish_address: Vec::new(),
+            election_namespace: None,
+            election_id: "lintel-leader".to_owned(),
+            election_lease_duration: Duration::from_secs(15),
             default_certificate: None,
             https_redirect_port: 443,
         }
@@ -153,6 +205,8 @@ impl Default for Timeouts {
             connect: Duration::from_secs(5),
             response_header: Duration::from_secs(180),
             upstream_keepalive_idle: Duration::from_secs(15),
+            idle: Duration::from_secs(60),
+            upgrade_idle: Duration::from_secs(3600),
             client_header: Duration::from_secs(20),
             tls_handshake: Duration::from_secs(10),
         }
@@ -163,15 +217,20 @@ impl Default for Timeouts {
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    #[error("{path}: {source}")]
-    Parse { path: String, source: serde_norway::Error },
+    #[error("{path}: {problem}")]
+    Invalid { path: String, problem: crate::ops::config_report::Problem },
 }
 
 impl Config {
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
-        serde_norway::from_str(&text).map_err(|source| ConfigError::Parse { path: shown, source })
+        Self::from_yaml(&text).map_err(|problem| ConfigError::Invalid { path: shown, problem })
+    }
+
+    /// Parses a configuration file's text; an empty file is the defaults.
+    pub fn from_yaml(text: &str) -> Result<Self, crate::ops::config_report::Problem> {
+        crate::ops::config_report::parse(text)
     }
 
     pub fn compile_options(&self) -> CompileOptions {
@@ -190,12 +249,15 @@ impl Config {
         UpstreamSettings {
             connect_timeout: self.timeouts.connect,
             keepalive_idle: self.timeouts.upstream_keepalive_idle,
+            response_timeout: self.timeouts.response_header,
+            idle_timeout: self.timeouts.idle,
+            upgrade_idle_timeout: self.timeouts.upgrade_idle,
+            passive: PassiveSettings::default(),
         }
     }
 
     pub fn proxy_settings(&self) -> ProxySettings {
         ProxySettings {
-            response_timeout: self.timeouts.response_header,
             trusted_proxies: self.client_address.trusted_proxies.clone(),
             https_redirect_port: self.https_redirect_port,
         }
@@ -269,8 +331,54 @@ mod tests {
     }
 
     #[test]
+    fn kubernetes_keys_use_the_flag_names() {
+        let yaml = "watch-namespace: [apps, web]\npublish-address: [192.0.2.10]\nelection-id: edge\n\
+                    election-lease-duration: 20s\nkubeconfig: /etc/kube.yaml\n";
+        let config: Config = serde_norway::from_str(yaml).unwrap();
+        assert_eq!(config.watch_namespace, ["apps", "web"]);
+        assert_eq!(config.publish_address, ["192.0.2.10"]);
+        assert_eq!(config.election_id, "edge");
+        assert_eq!(config.election_lease_duration, Duration::from_secs(20));
+        assert_eq!(config.kubeconfig, Some(PathBuf::from("/etc/kube.yaml")));
+        assert_eq!(config.election_namespace, None);
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
-        let err = serde_norway::from_str::<Config>("http-adr: 127.0.0.1:9000\n").unwrap_err();
-        assert!(err.to_string().contains("unknown field `http-adr`"), "{err}");
+        let err = Config::from_yaml("http-adr: 127.0.0.1:9000\n").unwrap_err().to_string();
+        assert!(err.contains("unknown field `http-adr`"), "{err}");
+        assert!(err.contains("did you mean `http-addr`?"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_nested_key_and_hint_at_the_format() {
+        let err = Config::from_yaml("timeouts:\n  connect: five\n").unwrap_err().to_string();
+        assert!(err.starts_with("timeouts.connect: "), "{err}");
+        assert!(err.contains("durations look like"), "{err}");
+        let err = Config::from_yaml("timeouts:\n  conect: 5s\n").unwrap_err().to_string();
+        assert!(err.starts_with("timeouts"), "{err}");
+        assert!(err.contains("did you mean `connect`?"), "{err}");
+        let err = Config::from_yaml("access-log:\n  sample: 2\n").unwrap_err().to_string();
+        assert!(err.starts_with("access-log.sample: "), "{err}");
+        let err = Config::from_yaml("admin-addr: localhost\n").unwrap_err().to_string();
+        assert!(err.contains("0.0.0.0:10254"), "{err}");
+        let err = Config::from_yaml("log-format: xml\n").unwrap_err().to_string();
+        assert!(err.starts_with("log-format: "), "{err}");
+    }
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        assert_eq!(Config::from_yaml("").unwrap(), Config::default());
+        assert_eq!(Config::from_yaml("# nothing\n").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_example_file_is_complete_and_equals_the_defaults() {
+        let text = include_str!("../config/lintel.yaml");
+        assert_eq!(Config::from_yaml(text).unwrap(), Config::default());
+        let written: serde_norway::Value = serde_norway::from_str(text).unwrap();
+        let defaults = serde_norway::to_value(Config::default()).unwrap();
+        let missing = crate::ops::config_report::missing_keys(&defaults, &written);
+        assert!(missing.is_empty(), "config/lintel.yaml lacks {missing:?}");
     }
 }

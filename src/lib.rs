@@ -3,15 +3,20 @@
 //! The flow, one module per stage: `source` (manifests directory or Kubernetes API) →
 //! `compile` (pure: objects to a routing table) → `table` (immutable, swapped atomically) →
 //! `proxy` (the data path) → `upstream` (endpoints and their pools). `control` drives the
-//! rebuilds, `admin` serves the operator endpoints, `run` wires it all together.
+//! rebuilds, `admin` serves the operator endpoints (`metrics`, `explain`), `ops` holds the
+//! configuration report and the shutdown sequence, `run` wires it all together.
 
 pub mod admin;
+pub mod cluster;
 pub mod compile;
 pub mod config;
 pub mod control;
 pub mod diagnostic;
+pub mod explain;
 pub mod fixtures;
 pub mod live;
+pub mod metrics;
+pub mod ops;
 pub mod proxy;
 pub mod report;
 pub mod run;

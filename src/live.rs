@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::compile::Compiled;
+use crate::metrics::RouteIndex;
 use crate::upstream::Group;
 
 #[derive(Debug, Default)]
@@ -13,6 +14,8 @@ pub struct Live {
     pub compiled: Compiled,
     /// Indexed like `compiled.table.backends()`.
     pub groups: Vec<Arc<Group>>,
+    /// Per-route metric handles of this table, resolved when it was bound.
+    pub route_metrics: RouteIndex,
 }
 
 pub type SharedLive = Arc<ArcSwap<Live>>;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
@@ -17,7 +17,9 @@ use crate::admin::{self, AdminState};
 use crate::config::{Config, DefaultCertificate};
 use crate::control::Control;
 use crate::live::{Live, SharedLive};
-use crate::proxy::{Proxy, listener};
+use crate::metrics::Metrics;
+use crate::ops::lifecycle::Lifecycle;
+use crate::proxy::{Observe, Proxy, listener};
 use crate::source::manifests::{self, ManifestDir};
 use crate::tls::{self, TlsError, default_cert, resolver::CertResolver};
 use crate::upstream::Upstreams;
@@ -28,8 +30,8 @@ pub enum StartError {
     Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("manifests directory {0}: not a readable directory")]
     Manifests(PathBuf),
-    #[error("no source: pass --manifests DIR (the Kubernetes API source is not available in this build)")]
-    NoSource,
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("startup task failed: {0}")]
@@ -47,14 +49,16 @@ pub struct Running {
     pub https_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub live: SharedLive,
-    shutdown: CancellationToken,
+    pub metrics: Arc<Metrics>,
+    lifecycle: Lifecycle,
     tasks: JoinSet<()>,
 }
 
 impl Running {
-    /// Starts shutting down: readiness turns false, listeners close, requests finish.
+    /// Starts shutting down: readiness turns false at once; after the shutdown delay the
+    /// listeners close and in-flight requests get the grace period.
     pub fn shutdown(&self) {
-        self.shutdown.cancel();
+        self.lifecycle.draining.cancel();
     }
 
     /// Waits until everything has stopped.
@@ -68,6 +72,11 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Start
 }
 
 pub async fn start(config: &Config) -> Result<Running, StartError> {
+    start_at(config, Instant::now()).await
+}
+
+/// [`start`], with the time the process began, so the time to ready is measured from it.
+pub async fn start_at(config: &Config, begun: Instant) -> Result<Running, StartError> {
     let http = bind("http", config.http_addr).await?;
     let https = bind("https", config.https_addr).await?;
     let admin = bind("admin", config.admin_addr).await?;
@@ -78,7 +87,9 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let admin_addr =
         admin.local_addr().map_err(|source| StartError::Bind { what: "admin", addr: config.admin_addr, source })?;
 
-    let shutdown = CancellationToken::new();
+    let lifecycle = Lifecycle::default();
+    let shutdown = lifecycle.stop.clone();
+    let metrics = Arc::new(Metrics::new());
     let live: SharedLive = Arc::new(ArcSwap::from_pointee(Live::default()));
     let ready = Arc::new(AtomicBool::new(false));
     let control = Control {
@@ -86,11 +97,43 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         upstreams: Arc::new(Upstreams::new(config.upstream_settings())),
         options: config.compile_options(),
         ready: ready.clone(),
+        metrics: metrics.clone(),
         keys: Arc::default(),
     };
     let mut tasks = JoinSet::new();
+    tasks.spawn(lifecycle.clone().stop_after_delay(config.shutdown_delay));
 
-    let dir = config.manifests.clone().ok_or(StartError::NoSource)?;
+    match config.manifests.clone() {
+        Some(dir) => start_manifests(dir, control, &mut tasks, &shutdown).await?,
+        None => {
+            let settings = crate::cluster::ClusterSettings::from_config(config)?;
+            crate::cluster::start(settings, control, &mut tasks, &shutdown).await?;
+        }
+    }
+
+    let observe = Observe { metrics: metrics.clone(), access_log: config.access_log };
+    let proxy = Arc::new(Proxy::new(live.clone(), config.proxy_settings()).observed(observe));
+    let resolver = Arc::new(CertResolver::new(live.clone(), builtin_default_cert(config)?));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(resolver)?));
+    let tls_settings = config.tls_listener_settings();
+    tasks.spawn(tls::listener::serve(https, acceptor, proxy.clone(), tls_settings, shutdown.clone()));
+    tasks.spawn(listener::serve(http, proxy, "http", config.listener_settings(), shutdown.clone()));
+    let admin_state =
+        AdminState { live: live.clone(), ready, draining: lifecycle.draining.clone(), metrics: metrics.clone() };
+    tasks.spawn(admin::serve(admin, admin_state, shutdown.clone()));
+    let took = begun.elapsed();
+    metrics.set_startup(took);
+    tracing::info!(%http_addr, %https_addr, %admin_addr, startup_ms = took.as_secs_f64() * 1e3, "lintel is ready and serving");
+    Ok(Running { http_addr, https_addr, admin_addr, live, metrics, lifecycle, tasks })
+}
+
+/// The manifests-directory source: the first table is loaded before serving starts.
+async fn start_manifests(
+    dir: PathBuf,
+    control: Control,
+    tasks: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+) -> Result<(), StartError> {
     if !dir.is_dir() {
         return Err(StartError::Manifests(dir));
     }
@@ -105,17 +148,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let (tx, rx) = watch::channel(first);
     tasks.spawn(manifests::watch(manifest_dir, tx, DEBOUNCE, RESCAN, shutdown.clone()));
     tasks.spawn(control.run(rx, shutdown.clone()));
-
-    let proxy = Arc::new(Proxy::new(live.clone(), config.proxy_settings()));
-    let resolver = Arc::new(CertResolver::new(live.clone(), builtin_default_cert(config)?));
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(resolver)?));
-    let tls_settings = config.tls_listener_settings();
-    tasks.spawn(tls::listener::serve(https, acceptor, proxy.clone(), tls_settings, shutdown.clone()));
-    tasks.spawn(listener::serve(http, proxy, "http", config.listener_settings(), shutdown.clone()));
-    let admin_state = AdminState { live: live.clone(), ready, draining: shutdown.clone() };
-    tasks.spawn(admin::serve(admin, admin_state, shutdown.clone()));
-    tracing::info!(%http_addr, %https_addr, %admin_addr, "lintel is serving");
-    Ok(Running { http_addr, https_addr, admin_addr, live, shutdown, tasks })
+    Ok(())
 }
 
 /// The certificate served when the table has none for a name: the configured PEM files, else

@@ -1,4 +1,7 @@
-//! The admin listener, apart from traffic: `/healthz`, `/readyz`, `/routes`.
+//! The admin listener, apart from traffic: `/healthz`, `/readyz`, `/routes`, `/metrics`,
+//! `/explain`.
+
+mod query;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::live::SharedLive;
+use crate::metrics::Metrics;
 
 /// What the admin endpoints read.
 #[derive(Clone)]
@@ -23,6 +27,7 @@ pub struct AdminState {
     pub ready: Arc<AtomicBool>,
     /// Set when shutdown starts: `/readyz` turns 503 at once.
     pub draining: CancellationToken,
+    pub metrics: Arc<Metrics>,
 }
 
 pub async fn serve(listener: TcpListener, state: AdminState, shutdown: CancellationToken) {
@@ -68,17 +73,38 @@ fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
         }
         "/routes" => {
             let live = state.live.load_full();
-            let view = crate::report::RoutesReport::new(&live.compiled);
-            match serde_json::to_vec_pretty(&view) {
-                Ok(body) => {
-                    let mut response = Response::new(Full::new(Bytes::from(body)));
-                    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                    response
-                }
-                Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "cannot render routes\n"),
-            }
+            json(&crate::report::RoutesReport::new(&live.compiled))
         }
-        _ => text(StatusCode::NOT_FOUND, "not found (try /healthz, /readyz, /routes)\n"),
+        "/metrics" => match state.metrics.encode() {
+            Ok(body) => {
+                let mut response = Response::new(Full::new(Bytes::from(body)));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(crate::metrics::CONTENT_TYPE));
+                response
+            }
+            Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "cannot render metrics\n"),
+        },
+        "/explain" => {
+            let Some(question) = query::question(req.uri().query().unwrap_or_default()) else {
+                return text(StatusCode::BAD_REQUEST, "usage: /explain?host=HOST&path=/PATH[&client=IP]\n");
+            };
+            let live = state.live.load_full();
+            let report = crate::explain::explain(&live.compiled, Some(&live.groups), question);
+            json(&report)
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found (try /healthz, /readyz, /routes, /metrics, /explain)\n"),
+    }
+}
+
+fn json(value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(body) => {
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "cannot render the answer\n"),
     }
 }
 

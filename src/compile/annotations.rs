@@ -3,6 +3,8 @@
 //! migrating from ingress-nginx or the AWS Load Balancer Controller sees what did not carry
 //! over. A value that does not parse is a diagnostic, never a silent default.
 
+mod upstream;
+
 use std::collections::BTreeMap;
 
 use super::CompileOptions;
@@ -26,7 +28,7 @@ const MAX_BODY: [&str; 2] = ["lintel.dev/max-body-size", "nginx.ingress.kubernet
 
 /// Annotations that Lintel understands. Each feature adds its keys here and parses them in
 /// [`policy`].
-const KNOWN: &[&[&str]] = &[&ALLOW, &DENY, &[ALLOW_MODE], &MAX_BODY, &super::ssl::KEYS];
+const KNOWN: &[&[&str]] = &[&ALLOW, &DENY, &[ALLOW_MODE], &MAX_BODY, &super::ssl::KEYS, upstream::KNOWN];
 
 /// The annotations of one Ingress, with what is needed to report on them.
 struct Annotations<'a> {
@@ -79,6 +81,7 @@ pub(super) fn policy(
         Policy { source: source_filter(&mut a, options), max_body_size: max_body_size(&mut a), ..Policy::default() };
     if let Some(map) = map {
         super::ssl::parse(map, &mut policy, subject, a.diagnostics);
+        policy.upstream = upstream::policy(map, subject, a.diagnostics);
     }
     for key in map.into_iter().flat_map(|m| m.keys()) {
         let known = KNOWN.iter().any(|group| group.contains(&key.as_str()));

@@ -1,16 +1,21 @@
 //! The response body type: either the upstream's streamed body or a short answer of our own.
-//! An enum rather than a boxed trait object, so no allocation per response.
+//! An enum rather than a boxed trait object, so no allocation per response. A body error
+//! (an upstream gone quiet or away mid-stream) cuts the client connection.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::upstream::{BodyError, UpstreamBody};
+
 #[derive(Debug)]
 pub enum ProxyBody {
-    Upstream(Incoming),
+    Upstream(UpstreamBody),
     Full(Option<Bytes>),
 }
 
@@ -26,9 +31,9 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             Self::Upstream(body) => Pin::new(body).poll_frame(cx),
             Self::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
@@ -58,6 +63,8 @@ pub struct RequestBody {
     inner: Incoming,
     limit: Option<u64>,
     seen: u64,
+    /// Shared with the access log and the request-size metric.
+    counter: Option<Arc<AtomicU64>>,
 }
 
 /// The error a body past its limit ends with; the proxy turns it into 413.
@@ -75,7 +82,12 @@ pub enum RequestBodyError {
 
 impl RequestBody {
     pub fn new(inner: Incoming, limit: Option<u64>) -> Self {
-        Self { inner, limit, seen: 0 }
+        Self { inner, limit, seen: 0, counter: None }
+    }
+
+    /// Also adds the bytes that pass to `counter` (for metrics and the access log).
+    pub fn counting(self, counter: Option<Arc<AtomicU64>>) -> Self {
+        Self { counter, ..self }
     }
 }
 
@@ -91,6 +103,9 @@ impl Body for RequestBody {
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
         };
+        if let (Some(counter), Some(data)) = (&this.counter, frame.data_ref()) {
+            counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
         if let (Some(limit), Some(data)) = (this.limit, frame.data_ref()) {
             this.seen += data.len() as u64;
             if this.seen > limit {

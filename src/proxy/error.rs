@@ -1,11 +1,10 @@
 //! Every error the data path can meet, and the one place where each becomes a status code
 //! and a short plain-text answer. No answer echoes anything from the request.
 
-use std::sync::Arc;
-
 use http::{HeaderValue, Response, StatusCode, header};
 
-use super::body::ProxyBody;
+use super::body::{ProxyBody, RequestBodyError};
+use crate::upstream::{BodyError, UpstreamError};
 
 /// Which side caused an error: decides logging and (later) metrics and retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,44 +27,48 @@ pub enum ProxyError {
     BodyTooLarge,
     #[error("no Ingress rule matches this host and path")]
     NoRoute,
-    #[error("no ready endpoint for backend {0}")]
-    NoEndpoint(Arc<str>),
-    #[error("backend {backend} is not available: {why}")]
-    Unresolved { backend: Arc<str>, why: Arc<str> },
-    #[error("upstream connect failed")]
-    UpstreamConnect(#[source] hyper_util::client::legacy::Error),
-    #[error("upstream connect timed out")]
-    ConnectTimeout,
-    #[error("upstream did not send a response header in time")]
-    ResponseTimeout,
-    #[error("upstream sent an invalid response or closed the connection")]
-    UpstreamProtocol(#[source] hyper_util::client::legacy::Error),
+    #[error("the request body stalled: nothing for longer than the idle timeout")]
+    RequestBodyIdle,
+    #[error(transparent)]
+    Upstream(UpstreamError),
 }
 
 impl ProxyError {
-    /// Sorts a client error by what went wrong.
-    pub fn from_client(err: hyper_util::client::legacy::Error) -> Self {
-        if matches!(find::<super::body::RequestBodyError>(&err), Some(super::body::RequestBodyError::TooLarge(_))) {
-            return Self::BodyTooLarge;
-        }
-        if err.is_connect() {
-            if is_timeout(&err) {
-                return Self::ConnectTimeout;
-            }
-            return Self::UpstreamConnect(err);
-        }
-        Self::UpstreamProtocol(err)
-    }
-
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadHost | Self::BadRequest(_) | Self::BadPath(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NoRoute => StatusCode::NOT_FOUND,
-            Self::NoEndpoint(_) | Self::Unresolved { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::UpstreamConnect(_) | Self::UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
-            Self::ConnectTimeout | Self::ResponseTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::RequestBodyIdle => StatusCode::REQUEST_TIMEOUT,
+            Self::Upstream(err) => match err {
+                UpstreamError::NoEndpoint(_) | UpstreamError::Unresolved { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                UpstreamError::Connect(_) | UpstreamError::Protocol(_) => StatusCode::BAD_GATEWAY,
+                UpstreamError::RequestBody(_) => StatusCode::BAD_REQUEST,
+                UpstreamError::ConnectTimeout | UpstreamError::ResponseTimeout => StatusCode::GATEWAY_TIMEOUT,
+            },
+        }
+    }
+
+    /// The metric label of this error (`lintel_proxy_errors_total{kind}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::BadHost => "bad_host",
+            Self::BadRequest(_) => "bad_request",
+            Self::BadPath(_) => "bad_path",
+            Self::Forbidden => "forbidden",
+            Self::BodyTooLarge => "body_too_large",
+            Self::NoRoute => "no_route",
+            Self::RequestBodyIdle => "request_body_idle",
+            Self::Upstream(err) => match err {
+                UpstreamError::NoEndpoint(_) => "no_endpoint",
+                UpstreamError::Unresolved { .. } => "unresolved",
+                UpstreamError::Connect(_) => "upstream_connect",
+                UpstreamError::ConnectTimeout => "connect_timeout",
+                UpstreamError::ResponseTimeout => "response_timeout",
+                UpstreamError::Protocol(_) => "upstream_protocol",
+                UpstreamError::RequestBody(_) => "request_body",
+            },
         }
     }
 
@@ -76,8 +79,10 @@ impl ProxyError {
             | Self::BadPath(_)
             | Self::Forbidden
             | Self::BodyTooLarge
-            | Self::NoRoute => Side::Client,
-            _ => Side::Upstream,
+            | Self::RequestBodyIdle
+            | Self::NoRoute
+            | Self::Upstream(UpstreamError::RequestBody(_)) => Side::Client,
+            Self::Upstream(_) => Side::Upstream,
         }
     }
 
@@ -93,8 +98,20 @@ impl ProxyError {
     }
 }
 
-fn is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
-    find::<std::io::Error>(err).is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+/// Sorts what went wrong on the way upstream; a request body that failed is the client's
+/// doing (too large, or stalled), not the upstream's.
+impl From<UpstreamError> for ProxyError {
+    fn from(err: UpstreamError) -> Self {
+        if let UpstreamError::RequestBody(cause) = &err {
+            if matches!(find::<RequestBodyError>(cause), Some(RequestBodyError::TooLarge(_))) {
+                return Self::BodyTooLarge;
+            }
+            if matches!(find::<BodyError>(cause), Some(BodyError::Idle(_))) {
+                return Self::RequestBodyIdle;
+            }
+        }
+        Self::Upstream(err)
+    }
 }
 
 /// The first error of type `E` in the chain of sources.

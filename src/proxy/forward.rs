@@ -1,6 +1,7 @@
 //! Rewriting a request for the upstream and a response for the client: hop-by-hop headers
 //! removed, `X-Forwarded-*` and `X-Real-IP` set (client-sent ones replaced, never trusted),
-//! `Host` passed through unchanged.
+//! `Host` passed through unchanged. `Upgrade` and `Connection: upgrade` are kept on upgrade
+//! requests and on the `101` that accepts them.
 
 use std::net::IpAddr;
 
@@ -9,7 +10,6 @@ use http::{Request, Response, Uri, Version};
 
 use super::body::RequestBody;
 use super::client_addr::Origin;
-use crate::upstream::Endpoint;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -30,12 +30,12 @@ pub struct ClientSide {
     pub scheme: &'static str,
 }
 
-/// Turns the client's request into the upstream's. `host` is the client's `Host` (or
-/// `:authority`) exactly as sent; `path`, when set, replaces the path (normalised).
+/// Turns the client's request into the upstream's, with an origin-form URI (the endpoint is
+/// chosen later, per attempt). `host` is the client's `Host` (or `:authority`) exactly as
+/// sent; `path`, when set, replaces the path (normalised).
 pub fn upstream_request(
     req: Request<RequestBody>,
     path: Option<&str>,
-    endpoint: &Endpoint,
     client: ClientSide,
     host: &HeaderValue,
 ) -> Result<Request<RequestBody>, http::Error> {
@@ -45,10 +45,16 @@ pub fn upstream_request(
         (Some(p), None) => http::uri::PathAndQuery::try_from(p)?,
         (None, _) => parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
     };
-    parts.uri = Uri::builder().scheme("http").authority(endpoint.authority.clone()).path_and_query(path).build()?;
+    parts.uri = Uri::from(path);
     parts.version = Version::HTTP_11;
     let headers = &mut parts.headers;
+    let upgrade = upgrade_protocol(headers);
     remove_hop_by_hop(headers);
+    if let Some(protocol) = upgrade {
+        // Upgrade requests (WebSocket) keep the two headers that ask for the switch.
+        headers.insert(header::UPGRADE, protocol);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
     if !headers.contains_key(header::HOST) {
         // HTTP/2 clients send `:authority` only; HTTP/1.1 upstreams need it as `Host`.
         headers.insert(header::HOST, host.clone());
@@ -59,7 +65,14 @@ pub fn upstream_request(
 
 /// Strips hop-by-hop headers from the upstream's response; everything else passes untouched.
 pub fn client_response<B>(mut response: Response<B>) -> Response<B> {
+    let upgrade = (response.status() == http::StatusCode::SWITCHING_PROTOCOLS)
+        .then(|| upgrade_protocol(response.headers()))
+        .flatten();
     remove_hop_by_hop(response.headers_mut());
+    if let Some(protocol) = upgrade {
+        response.headers_mut().insert(header::UPGRADE, protocol);
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
     // The client's protocol is the listener's business, not the upstream's (an HTTP/1.0
     // upstream must not turn the answer into HTTP/1.0).
     *response.version_mut() = Version::default();
@@ -129,6 +142,20 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
+/// The `Upgrade` protocol of a message that asks to switch (`Connection: upgrade`). Never
+/// `h2c`: an upstream speaking HTTP/2 directly with the client would bypass every rule here.
+fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let protocol = headers.get(header::UPGRADE).filter(|_| asks)?;
+    let h2c = protocol.to_str().map_or(true, |p| p.split(',').any(|t| t.trim().eq_ignore_ascii_case("h2c")));
+    if h2c { None } else { Some(protocol.clone()) }
+}
+
 /// Removes `Connection`, the headers it lists, and the fixed hop-by-hop set.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // Most requests carry none of them: one pass comparing names is cheaper than a hash
@@ -183,6 +210,19 @@ mod tests {
         set_forwarded(&mut h, client, &host);
         assert_eq!(h.get_all(&X_FORWARDED_FOR).iter().collect::<Vec<_>>(), ["10.0.0.1, 10.0.0.2, 192.0.2.7"]);
         assert_eq!(h[&X_REAL_IP], "192.0.2.7");
+    }
+
+    #[test]
+    fn upgrades_keep_their_headers_except_h2c() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(upgrade_protocol(&h), Some(HeaderValue::from_static("websocket")));
+        h.insert(header::UPGRADE, HeaderValue::from_static("H2C"));
+        assert_eq!(upgrade_protocol(&h), None);
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(upgrade_protocol(&h), None, "no Connection: upgrade, no switch");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::client_addr::{self, ClientAddressSettings};
-use super::{ClientSide, Proxy};
+use super::{ClientSide, ConnInfo, Proxy, TlsInfo};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerSettings {
@@ -73,6 +73,7 @@ pub async fn serve_with(
         .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    let counted = proxy.metrics().listener(scheme);
     let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
     let settings = Arc::new(settings);
     loop {
@@ -95,15 +96,21 @@ pub async fn serve_with(
             },
             () = shutdown.cancelled() => break,
         };
+        let open = counted.accepted();
         let watcher = graceful.watcher();
         let (proxy, builder, settings, tls) = (proxy.clone(), builder.clone(), settings.clone(), tls.clone());
         tokio::spawn(async move {
-            let _slot = slot;
+            let (_slot, _open) = (slot, open);
             serve_connection(stream, peer, proxy, scheme, tls, &builder, &settings, watcher).await;
         });
     }
     drop(listener);
-    if tokio::time::timeout(settings.grace_period, graceful.shutdown()).await.is_err() {
+    let tunnels = proxy.tunnels().clone();
+    let drained = async move {
+        graceful.shutdown().await;
+        tunnels.idle().await;
+    };
+    if tokio::time::timeout(settings.grace_period, drained).await.is_err() {
         tracing::warn!("grace period over; closing the remaining connections");
     }
 }
@@ -128,28 +135,66 @@ async fn serve_connection(
         }
     };
     let client = ClientSide { address, origin, scheme };
-    let service = service_fn(move |req| {
+    let service = |info: Arc<ConnInfo>| {
         let proxy = proxy.clone();
-        async move { Ok::<_, Infallible>(proxy.handle(req, client).await) }
-    });
+        service_fn(move |req| {
+            let proxy = proxy.clone();
+            let info = info.clone();
+            async move { Ok::<_, Infallible>(proxy.handle_conn(req, client, &info).await) }
+        })
+    };
+    let info = ConnInfo::new(peer, scheme);
     let result = match tls {
-        None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await,
+        None => {
+            let service = service(Arc::new(info));
+            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
+        }
         Some(tls) => {
             let stream = match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(err)) => {
+                    proxy.metrics().tls_handshake_error(handshake_error_reason(&err));
                     tracing::debug!(%peer, error = %err, "TLS handshake failed");
                     return;
                 }
                 Err(_) => {
+                    proxy.metrics().tls_handshake_error("timeout");
                     tracing::debug!(%peer, "TLS handshake timed out");
                     return;
                 }
             };
+            let tls_info = tls_info(stream.get_ref().1);
+            proxy.metrics().tls_handshake(tls_info.version);
+            let service = service(Arc::new(info.with_tls(tls_info)));
             watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
         }
     };
     if let Err(err) = result {
         tracing::debug!(%peer, error = %err, "connection ended with an error");
+    }
+}
+
+/// The version and SNI of a completed handshake, for access logs and metrics.
+fn tls_info(conn: &rustls::ServerConnection) -> TlsInfo {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "other",
+    };
+    TlsInfo { version, sni: conn.server_name().map(Arc::from) }
+}
+
+/// A bounded word for a failed handshake (`lintel_tls_handshake_errors_total{reason}`).
+fn handshake_error_reason(err: &std::io::Error) -> &'static str {
+    if err.kind() == std::io::ErrorKind::UnexpectedEof {
+        return "eof";
+    }
+    match err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::PeerIncompatible(_)) => "incompatible",
+        Some(rustls::Error::InvalidMessage(_)) => "invalid_message",
+        Some(rustls::Error::NoCertificatesPresented) => "no_certificate",
+        Some(rustls::Error::AlertReceived(_)) => "alert_received",
+        Some(_) => "tls_error",
+        None => "io",
     }
 }

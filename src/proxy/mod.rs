@@ -2,32 +2,44 @@
 //! endpoint of its backend. Lock-free: one `ArcSwap` load per request, nothing held across
 //! an `.await`.
 
+pub mod access_log;
 pub mod body;
 pub mod client_addr;
+pub mod conn;
 pub mod error;
 mod forward;
 pub mod listener;
 pub mod normalize;
+pub mod observe;
 mod redirect;
 mod request;
+pub mod request_id;
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use http::{Request, Response, header};
 use hyper::body::Incoming;
 
 pub use body::{ProxyBody, RequestBody};
+pub use conn::{ConnInfo, TlsInfo};
 pub use error::ProxyError;
 pub use forward::ClientSide;
+pub use observe::{Observe, ObservedBody};
 
 use crate::live::SharedLive;
+use crate::metrics::{MethodClass, Metrics};
+use crate::ops::lifecycle::Tunnels;
 use crate::table::allow::FilterMode;
 use crate::table::normalize_host;
+use crate::upstream;
+use access_log::Entry;
+use observe::{Exchange, Matched};
 
+/// Data-path settings; those about upstreams (timeouts) are in
+/// [`crate::upstream::UpstreamSettings`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxySettings {
-    /// Time from sending the request to the upstream's response header.
-    pub response_timeout: Duration,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Option<crate::table::allow::CidrList>,
     /// The port written in redirects to HTTPS; 443 is left out of the URL.
@@ -38,28 +50,73 @@ pub struct ProxySettings {
 pub struct Proxy {
     live: SharedLive,
     settings: ProxySettings,
+    observe: Observe,
+    tunnels: Tunnels,
 }
 
 impl Proxy {
     pub fn new(live: SharedLive, settings: ProxySettings) -> Self {
-        Self { live, settings }
+        Self { live, settings, observe: Observe::default(), tunnels: Tunnels::default() }
     }
 
-    /// Answers one request; every failure becomes a short plain-text answer here.
-    pub async fn handle(&self, req: Request<Incoming>, client: ClientSide) -> Response<ProxyBody> {
-        match self.forward(req, client).await {
+    /// Upgraded connections (WebSocket): whoever copies one's bytes holds `tunnels().track()`,
+    /// so shutdown gives it the grace period.
+    pub fn tunnels(&self) -> &Tunnels {
+        &self.tunnels
+    }
+
+    /// Records into `observe.metrics` and logs as `observe.access_log` says.
+    pub fn observed(self, observe: Observe) -> Self {
+        Self { observe, ..self }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.observe.metrics
+    }
+
+    /// Answers one request of a connection whose listener did not describe it.
+    pub async fn handle(&self, req: Request<Incoming>, client: ClientSide) -> Response<ObservedBody> {
+        let conn = ConnInfo::new(SocketAddr::new(client.address, 0), client.scheme);
+        self.handle_conn(req, client, &conn).await
+    }
+
+    /// Answers one request; every failure becomes a short plain-text answer here. Each
+    /// request gets an `X-Request-ID`, is counted in the metrics and (sampled) logged.
+    pub async fn handle_conn(
+        &self,
+        mut req: Request<Incoming>,
+        client: ClientSide,
+        conn: &ConnInfo,
+    ) -> Response<ObservedBody> {
+        let started = Instant::now();
+        let request_id = request_id::ensure(req.headers_mut());
+        let method = MethodClass::of(req.method());
+        let log = self.observe.access_log.sampled().then(|| Box::new(Entry::new(&req, client, conn, &request_id)));
+        let exchange = Exchange { started, method, request_id, log };
+        let mut matched = Matched::default();
+        if !http_body::Body::is_end_stream(req.body()) {
+            matched.bytes_in = Some(std::sync::Arc::default());
+        }
+        let response = match self.forward(req, client, &mut matched).await {
             Ok(response) => response,
             Err(err) => {
                 match err.side() {
                     error::Side::Client => tracing::debug!(error = %err, "request refused"),
                     error::Side::Upstream => tracing::warn!(error = %err, "upstream failure"),
                 }
+                observe::count_error(&self.observe.metrics, &err, matched.route.as_deref());
                 err.into_response()
             }
-        }
+        };
+        exchange.finish(response, matched, &self.observe.metrics)
     }
 
-    async fn forward(&self, req: Request<Incoming>, client: ClientSide) -> Result<Response<ProxyBody>, ProxyError> {
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        client: ClientSide,
+        matched: &mut Matched,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
         let host = request::check(&req)?;
         let path = normalize::normalize_path(req.uri().path())?;
         let (address, origin) = client_addr::forwarded_client(
@@ -68,6 +125,7 @@ impl Proxy {
             client.origin,
             self.settings.trusted_proxies.as_ref(),
         );
+        matched.client = Some(address);
         let (group, policy) = {
             let live = self.live.load();
             let name = host.to_str().ok().and_then(normalize_host).ok_or(ProxyError::BadHost)?;
@@ -80,6 +138,7 @@ impl Proxy {
                 return Ok(to_https);
             }
             let route = route.ok_or(ProxyError::NoRoute)?;
+            matched.route = live.route_metrics.find(route).cloned();
             let group = live.groups.get(route.backend).cloned().ok_or(ProxyError::NoRoute)?;
             (group, route.policy.clone())
         };
@@ -95,24 +154,26 @@ impl Proxy {
         {
             return Err(ProxyError::BodyTooLarge);
         }
-        let Some(endpoint) = group.pick() else {
-            return Err(match &group.unresolved {
-                Some(why) => ProxyError::Unresolved { backend: group.name.clone(), why: why.clone() },
-                None => ProxyError::NoEndpoint(group.name.clone()),
-            });
-        };
         let client = ClientSide { address, origin, ..client };
         let path = match path {
             std::borrow::Cow::Borrowed(_) => None,
             std::borrow::Cow::Owned(p) => Some(p),
         };
-        let req = req.map(|body| RequestBody::new(body, policy.max_body_size));
-        let upstream_req = forward::upstream_request(req, path.as_deref(), endpoint, client, &host)
-            .map_err(|_| ProxyError::BadHost)?;
-        let response = tokio::time::timeout(self.settings.response_timeout, endpoint.client.request(upstream_req))
-            .await
-            .map_err(|_| ProxyError::ResponseTimeout)?
-            .map_err(ProxyError::from_client)?;
+        let counter = matched.bytes_in.clone();
+        let req = req.map(|body| RequestBody::new(body, policy.max_body_size).counting(counter));
+        let mut upstream_req =
+            forward::upstream_request(req, path.as_deref(), client, &host).map_err(|_| ProxyError::BadHost)?;
+        if upstream::is_upgrade(upstream_req.headers()) {
+            upstream_req.extensions_mut().insert(self.tunnels.clone());
+        }
+        let sent = Instant::now();
+        let response = upstream::send(&group, &policy.upstream, upstream_req).await?;
+        let took = sent.elapsed();
+        matched.upstream = response.extensions().get::<http::uri::Authority>().cloned();
+        matched.upstream_time = Some(took);
+        if let Some(route) = &matched.route {
+            route.record_upstream_time(took);
+        }
         let mut response = forward::client_response(response.map(ProxyBody::Upstream));
         if client.scheme == "https" {
             redirect::add_hsts(&mut response, policy.hsts.as_ref());

@@ -2,6 +2,7 @@
 //! manifests directory and the Kubernetes API produce the same thing, so every routing rule
 //! can be exercised from YAML files. Sources never decide routing: that is `compile`'s job.
 
+pub mod kube;
 pub mod manifests;
 
 use k8s_openapi::api::core::v1::{Secret, Service};

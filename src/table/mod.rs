@@ -2,6 +2,7 @@
 //! lock-free by the data path. Pure data and lookups: no I/O, no Kubernetes types here.
 
 pub mod allow;
+mod explain;
 mod host;
 mod path;
 #[cfg(test)]
@@ -11,6 +12,7 @@ mod tls;
 use std::fmt;
 use std::sync::Arc;
 
+pub use explain::{Explanation, HostCandidate, HostMatch, PathCandidate};
 pub use host::{HostError, normalize_host, validate_rule_host};
 pub use path::{PathKind, PathRule};
 pub use tls::{Cert, SslRedirect, TlsHost, TlsHosts, TlsListing};
@@ -61,6 +63,8 @@ pub struct Route {
 /// Each feature adds its own typed field here.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Policy {
+    /// Timeouts, load balancing and health checks toward the backend.
+    pub upstream: crate::upstream::policy::UpstreamPolicy,
     /// Which client addresses may use the routes.
     pub source: allow::SourceFilter,
     /// Largest request body accepted, in bytes (`None`: no limit).
@@ -154,6 +158,12 @@ impl RouteTable {
 
     pub fn backend(&self, idx: BackendIdx) -> Option<&Backend> {
         self.backends.get(idx)
+    }
+
+    /// Every route, the default backend's included, in no particular order.
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        let vhosts = self.exact_hosts.values().chain(self.wildcard_hosts.values()).chain(self.any_host.iter());
+        vhosts.flat_map(|v| v.exact.values().chain(v.prefix.values())).chain(self.default_backend.iter())
     }
 
     pub fn default_backend(&self) -> Option<&Route> {

@@ -1,47 +1,70 @@
 //! Upstreams: the long-lived state behind backends. An [`Endpoint`] owns its keep-alive
-//! connection pool and outlives table swaps (it is reused by address); a [`Group`] is the
-//! set of endpoints of one backend in one table, and picks one per request.
+//! pool and its health and outlives table swaps (it is reused by address); a [`Group`] is
+//! the set of endpoints of one backend in one table, and picks one per request. [`send`]
+//! forwards a request to a group, with retries and timeouts.
+//!
+//! Files: `endpoint` (pool, counts), `balance` (picking), `health` (active checks),
+//! `passive` (ejection), `send` (attempts and retries), `body` (idle timeouts, replayable
+//! request bodies), `upgrade` (WebSocket and other tunnels), `policy`/`profile` (what an
+//! Ingress asks for).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+mod balance;
+pub mod body;
+mod connector;
+pub mod endpoint;
+pub mod error;
+pub mod health;
+pub mod passive;
+pub mod policy;
+pub mod profile;
+mod send;
+mod upgrade;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use http::uri::Authority;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::proxy::RequestBody;
-use crate::table::RouteTable;
+pub use body::UpstreamBody;
+pub use endpoint::Endpoint;
+pub use error::{BodyError, UpstreamError};
+pub use send::send;
+pub use upgrade::is_upgrade;
 
-/// How connections to upstreams are made and kept.
+use balance::BackendState;
+use endpoint::ConnSettings;
+use passive::PassiveSettings;
+use policy::HealthCheck;
+
+use crate::table::{BackendId, RouteTable};
+
+/// Defaults for what an Ingress does not set, and the passive-ejection rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamSettings {
     pub connect_timeout: Duration,
     /// How long an idle pooled connection is kept. Below the upstream's own keep-alive idle,
     /// or a request can race the upstream closing it.
     pub keepalive_idle: Duration,
+    /// From the request sent to the upstream's response header.
+    pub response_timeout: Duration,
+    /// Longest gap between two body chunks, either direction.
+    pub idle_timeout: Duration,
+    /// Longest silence on an upgraded (WebSocket) connection.
+    pub upgrade_idle_timeout: Duration,
+    pub passive: PassiveSettings,
 }
 
-/// One upstream address and its connection pool.
-#[derive(Debug)]
-pub struct Endpoint {
-    pub authority: Authority,
-    pub client: Client<HttpConnector, RequestBody>,
-}
-
-impl Endpoint {
-    fn new(authority: Authority, settings: &UpstreamSettings) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(settings.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(settings.keepalive_idle)
-            .build(connector);
-        Self { authority, client }
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            keepalive_idle: Duration::from_secs(15),
+            response_timeout: Duration::from_secs(180),
+            idle_timeout: Duration::from_secs(60),
+            upgrade_idle_timeout: Duration::from_secs(3600),
+            passive: PassiveSettings::default(),
+        }
     }
 }
 
@@ -51,78 +74,161 @@ pub struct Group {
     /// `namespace/service:port`, for answers and logs.
     pub name: Arc<str>,
     endpoints: Box<[Arc<Endpoint>]>,
-    next: AtomicUsize,
+    state: Arc<BackendState>,
+    settings: Arc<UpstreamSettings>,
     /// Why the backend has no endpoints, when that is a configuration error.
     pub unresolved: Option<Arc<str>>,
 }
 
 impl Group {
-    /// Round robin across the endpoints; `None` when there is none.
-    pub fn pick(&self) -> Option<&Arc<Endpoint>> {
-        if self.endpoints.is_empty() {
-            return None;
-        }
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        self.endpoints.get(n % self.endpoints.len())
-    }
-
     pub fn endpoints(&self) -> &[Arc<Endpoint>] {
         &self.endpoints
     }
+
+    pub fn settings(&self) -> &UpstreamSettings {
+        &self.settings
+    }
+
+    /// The answer when no endpoint can be picked.
+    fn no_endpoint(&self) -> UpstreamError {
+        match &self.unresolved {
+            Some(why) => UpstreamError::Unresolved { backend: self.name.clone(), why: why.clone() },
+            None => UpstreamError::NoEndpoint(self.name.clone()),
+        }
+    }
 }
 
-/// Hands out [`Endpoint`]s by address, so pools survive table swaps. Only the control plane
-/// calls [`Upstreams::bind`]; the data path never touches the lock.
+/// Hands out [`Endpoint`]s by address, so pools and health survive table swaps. Only the
+/// control plane calls [`Upstreams::bind`]; the data path never touches the locks.
 #[derive(Debug)]
 pub struct Upstreams {
-    settings: UpstreamSettings,
+    settings: Arc<UpstreamSettings>,
     endpoints: Mutex<HashMap<Authority, Weak<Endpoint>>>,
+    backends: Mutex<HashMap<BackendId, Weak<BackendState>>>,
+}
+
+/// What the Ingresses reaching one endpoint ask of it, merged.
+struct Plan<'t> {
+    conn: ConnSettings,
+    /// The check of the first Ingress (by namespace/name) that configures one.
+    check: Option<(&'t str, &'t Arc<HealthCheck>)>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 impl Upstreams {
     pub fn new(settings: UpstreamSettings) -> Self {
-        Self { settings, endpoints: Mutex::new(HashMap::new()) }
+        Self { settings: Arc::new(settings), endpoints: Mutex::default(), backends: Mutex::default() }
     }
 
-    /// One group per backend of `table`, in the same order. Endpoints still used by the table
-    /// in service are reused; an endpoint no table uses is dropped with its pool once the
-    /// requests holding it finish.
+    /// One group per backend of `table`, in the same order. Endpoints still in use are reused
+    /// and reconfigured; an endpoint no table uses is dropped with its pool and its checker
+    /// once the requests holding it finish.
+    ///
+    /// An endpoint shared by Ingresses that disagree gets the longest connect timeout, the
+    /// shortest keep-alive idle, and the health check of the first Ingress by name: one
+    /// checker per endpoint, however many Ingresses reach it.
     pub fn bind(&self, table: &RouteTable) -> Vec<Arc<Group>> {
-        let mut known = match self.endpoints.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let backends = table.backends();
+        let addresses: Vec<Vec<Authority>> = backends.iter().map(|b| parse_endpoints(&b.endpoints)).collect();
+        let plans = self.plans(table, &addresses);
+
+        let mut known = lock(&self.endpoints);
         known.retain(|_, weak| weak.strong_count() > 0);
-        table
-            .backends()
+        let mut states = lock(&self.backends);
+        states.retain(|_, weak| weak.strong_count() > 0);
+        let default_conn = ConnSettings {
+            connect_timeout: self.settings.connect_timeout,
+            keepalive_idle: self.settings.keepalive_idle,
+        };
+        let mut configured: HashSet<&Authority> = HashSet::new();
+        backends
             .iter()
-            .map(|backend| {
-                let endpoints = backend
-                    .endpoints
+            .zip(&addresses)
+            .map(|(backend, authorities)| {
+                let endpoints = authorities
                     .iter()
-                    .filter_map(|a| match Authority::try_from(a.as_ref()) {
-                        Ok(authority) => Some(authority),
-                        Err(err) => {
-                            tracing::warn!(endpoint = %a, %err, "endpoint address is not a valid authority; skipped");
-                            None
-                        }
-                    })
                     .map(|authority| {
-                        if let Some(existing) = known.get(&authority).and_then(Weak::upgrade) {
-                            return existing;
+                        let plan = plans.get(authority);
+                        let conn = plan.map_or(default_conn, |p| p.conn);
+                        let endpoint = match known.get(authority).and_then(Weak::upgrade) {
+                            Some(existing) => existing,
+                            None => {
+                                let endpoint =
+                                    Arc::new(Endpoint::new(authority.clone(), conn, self.settings.passive.clone()));
+                                known.insert(authority.clone(), Arc::downgrade(&endpoint));
+                                endpoint
+                            }
+                        };
+                        if configured.insert(authority) {
+                            endpoint.configure(conn, plan.and_then(|p| p.check).map(|(_, c)| c.clone()));
                         }
-                        let endpoint = Arc::new(Endpoint::new(authority.clone(), &self.settings));
-                        known.insert(authority, Arc::downgrade(&endpoint));
                         endpoint
                     })
                     .collect();
+                let state = match states.get(&backend.id).and_then(Weak::upgrade) {
+                    Some(state) => state,
+                    None => {
+                        let state = Arc::new(BackendState::default());
+                        states.insert(backend.id.clone(), Arc::downgrade(&state));
+                        state
+                    }
+                };
                 Arc::new(Group {
                     name: backend.id.to_string().into(),
                     endpoints,
-                    next: AtomicUsize::new(0),
+                    state,
+                    settings: self.settings.clone(),
                     unresolved: backend.unresolved.as_deref().map(Into::into),
                 })
             })
             .collect()
     }
+
+    /// What the routes reaching each endpoint ask of it, merged.
+    fn plans<'t>(&self, table: &'t RouteTable, addresses: &'t [Vec<Authority>]) -> HashMap<&'t Authority, Plan<'t>> {
+        let mut plans: HashMap<&Authority, Plan<'_>> = HashMap::new();
+        for route in table.routes() {
+            let Some(authorities) = addresses.get(route.backend) else { continue };
+            let policy = &route.policy.upstream;
+            let connect = policy.connect_timeout.unwrap_or(self.settings.connect_timeout);
+            let keepalive = policy.keepalive_idle.unwrap_or(self.settings.keepalive_idle);
+            let check = policy.health_check.as_ref().map(|c| (route.ingress.as_ref(), c));
+            for authority in authorities {
+                let plan = plans.entry(authority).or_insert(Plan {
+                    conn: ConnSettings { connect_timeout: connect, keepalive_idle: keepalive },
+                    check: None,
+                });
+                plan.conn.connect_timeout = plan.conn.connect_timeout.max(connect);
+                plan.conn.keepalive_idle = plan.conn.keepalive_idle.min(keepalive);
+                if let Some((ingress, c)) = check
+                    && plan.check.is_none_or(|(first, _)| ingress < first)
+                {
+                    plan.check = Some((ingress, c));
+                }
+            }
+        }
+        plans
+    }
 }
+
+fn parse_endpoints(endpoints: &[Arc<str>]) -> Vec<Authority> {
+    endpoints
+        .iter()
+        .filter_map(|a| match Authority::try_from(a.as_ref()) {
+            Ok(authority) => Some(authority),
+            Err(err) => {
+                tracing::warn!(endpoint = %a, %err, "endpoint address is not a valid authority; skipped");
+                None
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

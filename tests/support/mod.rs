@@ -179,6 +179,7 @@ pub async fn start_proxy(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Running
         https_addr: "127.0.0.1:0".parse().unwrap(),
         admin_addr: "127.0.0.1:0".parse().unwrap(),
         manifests: Some(dir.to_owned()),
+        shutdown_delay: Duration::ZERO,
         ..Config::default()
     };
     tweak(&mut config);

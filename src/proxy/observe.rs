@@ -1,0 +1,154 @@
+//! Observing each request without slowing it: the request body counts its bytes as they pass
+//! (`RequestBody::counting`), the response body counts its own, and when hyper drops the response body (the last byte
+//! written, or the client gone) the route's metric handles are updated and the access-log
+//! line, if this request was sampled, is written. No lock, no label lookup.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::uri::Authority;
+use http::{HeaderValue, Response};
+use http_body::{Body, Frame, SizeHint};
+
+use super::access_log::{AccessLogSettings, Entry};
+use super::body::ProxyBody;
+use super::error::ProxyError;
+use super::request_id::X_REQUEST_ID;
+use crate::metrics::{MethodClass, Metrics, Outcome, RouteMetrics};
+use crate::upstream::{BodyError, UpstreamError};
+
+/// What the proxy records with, and how much it logs.
+#[derive(Debug, Clone, Default)]
+pub struct Observe {
+    pub metrics: Arc<Metrics>,
+    pub access_log: AccessLogSettings,
+}
+
+/// What routing found out about a request, filled in as it goes.
+#[derive(Debug, Default)]
+pub struct Matched {
+    /// The route owner's metric handles; `None` when no route matched.
+    pub route: Option<Arc<RouteMetrics>>,
+    pub upstream: Option<Authority>,
+    /// Request sent upstream → response header.
+    pub upstream_time: Option<Duration>,
+    /// The client address once trusted `X-Forwarded-For` is applied.
+    pub client: Option<IpAddr>,
+    /// Request body bytes sent upstream; `None` for bodiless requests.
+    pub bytes_in: Option<Arc<AtomicU64>>,
+}
+
+impl Matched {
+    fn bytes_in(&self) -> u64 {
+        self.bytes_in.as_ref().map_or(0, |n| n.load(Ordering::Relaxed))
+    }
+}
+
+/// One request from its header to its last response byte.
+#[derive(Debug)]
+pub struct Exchange {
+    pub started: Instant,
+    pub method: MethodClass,
+    pub request_id: HeaderValue,
+    /// Present when this request is logged.
+    pub log: Option<Box<Entry>>,
+}
+
+impl Exchange {
+    /// Hands the response to the client with `X-Request-ID` set and the body observed.
+    pub fn finish(self, response: Response<ProxyBody>, matched: Matched, metrics: &Metrics) -> Response<ObservedBody> {
+        let (mut parts, body) = response.into_parts();
+        if !parts.headers.contains_key(&X_REQUEST_ID) {
+            parts.headers.insert(X_REQUEST_ID, self.request_id.clone());
+        }
+        let record = match &matched.route {
+            Some(route) => route.clone(),
+            None => metrics.unrouted().clone(),
+        };
+        let done = Done { status: parts.status.as_u16(), exchange: self, matched, record };
+        Response::from_parts(parts, ObservedBody { body, sent: 0, done: Some(done) })
+    }
+}
+
+/// Counts the errors that concern a backend under its name.
+pub fn count_error(metrics: &Metrics, err: &ProxyError, route: Option<&RouteMetrics>) {
+    metrics.proxy_error(err.kind());
+    let Some(route) = route else { return };
+    match err {
+        ProxyError::Upstream(UpstreamError::Connect(_)) => {
+            metrics.upstream_connect_error(route.namespace(), route.service())
+        }
+        ProxyError::Upstream(UpstreamError::ConnectTimeout) => {
+            metrics.upstream_connect_error(route.namespace(), route.service());
+            metrics.upstream_timeout(route.namespace(), route.service(), "connect");
+        }
+        ProxyError::Upstream(UpstreamError::ResponseTimeout) => {
+            metrics.upstream_timeout(route.namespace(), route.service(), "response_header")
+        }
+        ProxyError::Forbidden => metrics.allowlist_rejected(route.namespace(), route.ingress()),
+        ProxyError::BodyTooLarge => metrics.limit_rejected("body_size"),
+        _ => {}
+    }
+}
+
+#[derive(Debug)]
+struct Done {
+    status: u16,
+    exchange: Exchange,
+    matched: Matched,
+    record: Arc<RouteMetrics>,
+}
+
+/// The response body as the client gets it; records the request when dropped.
+#[derive(Debug)]
+pub struct ObservedBody {
+    body: ProxyBody,
+    sent: u64,
+    done: Option<Done>,
+}
+
+impl Body for ObservedBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            this.sent += data.len() as u64;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for ObservedBody {
+    fn drop(&mut self) {
+        let Some(done) = self.done.take() else { return };
+        let outcome = Outcome {
+            method: done.exchange.method,
+            status: done.status,
+            elapsed: done.exchange.started.elapsed(),
+            bytes_in: done.matched.bytes_in(),
+            bytes_out: self.sent,
+        };
+        done.record.record(&outcome);
+        if let Some(entry) = &done.exchange.log {
+            entry.emit(&done.matched, &outcome);
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Bodies on the way through: an idle timeout between chunks in either direction, the
+//! request body kept replayable until its first byte is sent (so a failed connect can be
+//! retried elsewhere), and the response body holding its endpoint's in-flight count.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
+
+use super::endpoint::InFlight;
+use super::error::BodyError;
+use crate::proxy::RequestBody;
+
+/// Fails a body that has been waited on for `idle` without a frame. The clock runs only
+/// while the consumer is asking for the next frame, so a slow reader never trips it.
+#[derive(Debug)]
+pub struct IdleBody<B> {
+    inner: B,
+    idle: Duration,
+    /// Allocated on the first wait only: bodies that never wait cost nothing.
+    sleep: Option<Pin<Box<Sleep>>>,
+    waiting: bool,
+}
+
+impl<B> IdleBody<B> {
+    pub fn new(inner: B, idle: Duration) -> Self {
+        Self { inner, idle, sleep: None, waiting: false }
+    }
+}
+
+impl<B> Body for IdleBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BodyError>,
+{
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.waiting = false;
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let idle = this.idle;
+        let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+        if !this.waiting {
+            sleep.as_mut().reset(Instant::now() + idle);
+            this.waiting = true;
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::Idle(idle)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The client's request body until its first data is handed to the upstream connection.
+/// Dropped before that (a failed connect, a connection closed under it), it goes back to
+/// the sender through `back` and can be sent again.
+#[derive(Debug)]
+pub struct Replayable {
+    body: Option<RequestBody>,
+    back: Option<oneshot::Sender<RequestBody>>,
+}
+
+impl Body for Replayable {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let Some(body) = this.body.as_mut() else { return Poll::Ready(None) };
+        let polled = Pin::new(body).poll_frame(cx);
+        if let Poll::Ready(Some(_)) = &polled {
+            // Something left for the upstream: from now on this body cannot be replayed.
+            this.back = None;
+        }
+        polled.map(|f| f.map(|r| r.map_err(BodyError::from)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.as_ref().map(Body::size_hint).unwrap_or_default()
+    }
+}
+
+impl Drop for Replayable {
+    fn drop(&mut self) {
+        if let (Some(body), Some(back)) = (self.body.take(), self.back.take()) {
+            let _ = back.send(body);
+        }
+    }
+}
+
+/// What the upstream client sends: nothing, or the client's body.
+#[derive(Debug)]
+pub enum Outgoing {
+    Empty,
+    Stream(IdleBody<Replayable>),
+}
+
+impl Outgoing {
+    /// Wraps a request body; for a non-empty one also returns where it comes back to if it
+    /// is dropped unsent.
+    pub fn new(body: Option<RequestBody>, idle: Duration) -> (Self, Option<oneshot::Receiver<RequestBody>>) {
+        let Some(body) = body.filter(|b| !b.is_end_stream()) else { return (Self::Empty, None) };
+        let (tx, rx) = oneshot::channel();
+        (Self::Stream(IdleBody::new(Replayable { body: Some(body), back: Some(tx) }, idle)), Some(rx))
+    }
+}
+
+impl Body for Outgoing {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            Self::Empty => Poll::Ready(None),
+            Self::Stream(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Empty => true,
+            Self::Stream(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Empty => SizeHint::with_exact(0),
+            Self::Stream(body) => body.size_hint(),
+        }
+    }
+}
+
+/// The upstream's response body on its way to the client. Holds the endpoint's in-flight
+/// count until the body is done, so load balancing sees streaming responses as load.
+#[derive(Debug)]
+pub struct UpstreamBody {
+    body: IdleBody<Incoming>,
+    _in_flight: Option<InFlight>,
+}
+
+impl UpstreamBody {
+    pub(super) fn new(body: Incoming, idle: Duration, in_flight: Option<InFlight>) -> Self {
+        Self { body: IdleBody::new(body, idle), _in_flight: in_flight }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests;

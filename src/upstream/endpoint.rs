@@ -1,0 +1,205 @@
+//! One upstream address and everything that belongs to it rather than to a table: its
+//! keep-alive pool, its in-flight count, its active and passive health. Reused by address
+//! across table swaps; dropped (with its pool and its checker) when no table and no request
+//! holds it any more.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::uri::Authority;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
+
+use super::body::Outgoing;
+use super::connector::Connector;
+use super::health::{ActiveHealth, Checker};
+use super::passive::{Passive, PassiveSettings};
+use super::policy::HealthCheck;
+
+/// How this endpoint's connections are made and kept, as decided in `bind` from every
+/// Ingress that reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnSettings {
+    pub connect_timeout: Duration,
+    pub keepalive_idle: Duration,
+}
+
+/// The clients of one endpoint, replaced as a whole when its settings change.
+#[derive(Debug)]
+pub struct Clients {
+    /// Requests go here: keep-alive connections are reused.
+    pub pooled: Client<Connector, Outgoing>,
+    /// Retries after a pooled connection failed go here: always a new connection.
+    pub fresh: Client<Connector, Outgoing>,
+    /// What was asked for; the pool may keep connections shorter (`Keep-Alive: timeout`).
+    pub asked: ConnSettings,
+    pub keepalive_idle: Duration,
+}
+
+impl Clients {
+    fn new(asked: ConnSettings, announced_ms: u64) -> Self {
+        let keepalive_idle = effective_keepalive(asked.keepalive_idle, announced_ms);
+        let connector = Connector::new(asked.connect_timeout);
+        let pooled = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(keepalive_idle)
+            .build(connector.clone());
+        let fresh =
+            Client::builder(TokioExecutor::new()).timer(TokioTimer::new()).pool_max_idle_per_host(0).build(connector);
+        Self { pooled, fresh, asked, keepalive_idle }
+    }
+}
+
+/// Pooled connections expire before the upstream's announced keep-alive: at three quarters
+/// of it, so a request never races the upstream closing the connection.
+fn effective_keepalive(asked: Duration, announced_ms: u64) -> Duration {
+    if announced_ms == 0 {
+        return asked;
+    }
+    asked.min(Duration::from_millis(announced_ms.saturating_mul(3) / 4))
+}
+
+#[derive(Debug)]
+pub struct Endpoint {
+    pub authority: Authority,
+    clients: ArcSwap<Clients>,
+    in_flight: AtomicUsize,
+    health: Arc<ActiveHealth>,
+    passive: Passive,
+    passive_settings: PassiveSettings,
+    born: Instant,
+    /// The keep-alive the upstream announced (`Keep-Alive: timeout=N`) in ms; 0 when none.
+    announced_keepalive_ms: AtomicU64,
+    /// Requests retried on a fresh connection after a pooled one closed under them.
+    stale_retries: AtomicU64,
+    /// Control plane only (`bind`); never touched by the data path.
+    checker: Mutex<Option<Checker>>,
+}
+
+impl Endpoint {
+    pub fn new(authority: Authority, conn: ConnSettings, passive: PassiveSettings) -> Self {
+        Self {
+            authority,
+            clients: ArcSwap::from_pointee(Clients::new(conn, 0)),
+            in_flight: AtomicUsize::new(0),
+            health: Arc::default(),
+            passive: Passive::default(),
+            passive_settings: passive,
+            born: Instant::now(),
+            announced_keepalive_ms: AtomicU64::new(0),
+            stale_retries: AtomicU64::new(0),
+            checker: Mutex::new(None),
+        }
+    }
+
+    pub fn clients(&self) -> Arc<Clients> {
+        self.clients.load_full()
+    }
+
+    /// Requests sent and not yet finished (their response bodies included).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// How many requests were retried after a pooled connection closed under them.
+    pub fn stale_retries(&self) -> u64 {
+        self.stale_retries.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn note_stale_retry(&self) {
+        self.stale_retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.health.is_healthy()
+    }
+
+    /// Healthy by its active check and not ejected by passive failures.
+    pub fn is_available(&self, now: Instant) -> bool {
+        self.health.is_healthy() && !self.passive.is_ejected(self.ms_since_born(now))
+    }
+
+    fn ms_since_born(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.born).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub fn record_success(&self) {
+        self.passive.success();
+    }
+
+    pub fn record_failure(&self) {
+        let now = self.ms_since_born(Instant::now());
+        if let Some(backoff) = self.passive.failure(now, &self.passive_settings) {
+            tracing::warn!(endpoint = %self.authority, backoff_ms = backoff.as_millis(), "endpoint ejected after consecutive failures");
+        }
+    }
+
+    /// Applies what `bind` decided: connection settings (new clients when they changed) and
+    /// the health check (a new checker when it changed; none and healthy when removed).
+    pub fn configure(&self, conn: ConnSettings, check: Option<Arc<HealthCheck>>) {
+        if self.clients.load().asked != conn {
+            self.clients.store(Arc::new(Clients::new(conn, self.announced_keepalive_ms.load(Ordering::Relaxed))));
+        }
+        let mut checker = match self.checker.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if checker.as_ref().map(|c| &c.check) == check.as_ref() {
+            return;
+        }
+        *checker = None;
+        match check {
+            Some(check) => *checker = Checker::start(&self.authority, check, self.health.clone()),
+            None => self.health.set(true),
+        }
+    }
+
+    /// Takes note of an upstream's `Keep-Alive: timeout=N`; the pool is rebuilt only when N
+    /// shrinks what the pool keeps.
+    pub fn announce_keepalive(&self, seconds: u64) {
+        let ms = seconds.saturating_mul(1000);
+        if self.announced_keepalive_ms.load(Ordering::Relaxed) == ms {
+            return;
+        }
+        self.announced_keepalive_ms.store(ms, Ordering::Relaxed);
+        let current = self.clients.load();
+        if effective_keepalive(current.asked.keepalive_idle, ms) != current.keepalive_idle {
+            tracing::debug!(endpoint = %self.authority, seconds, "upstream announced its keep-alive; pool follows");
+            self.clients.store(Arc::new(Clients::new(current.asked, ms)));
+        }
+    }
+}
+
+/// Counts one request against its endpoint until dropped.
+#[derive(Debug)]
+pub struct InFlight(Arc<Endpoint>);
+
+impl InFlight {
+    pub fn new(endpoint: Arc<Endpoint>) -> Self {
+        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(endpoint)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_expires_before_the_announced_keepalive() {
+        let asked = Duration::from_secs(15);
+        assert_eq!(effective_keepalive(asked, 0), asked);
+        assert_eq!(effective_keepalive(asked, 2000), Duration::from_millis(1500));
+        assert_eq!(effective_keepalive(Duration::from_secs(1), 60_000), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,159 @@
+//! `/metrics` scraped while traffic flows, parsed by the reference OpenMetrics parser
+//! (prometheus_client from PyPI, installed by scripts/install-test-tools.sh): every family has
+//! HELP, units where they apply, and the request families count what was sent.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code: a failed step fails the test")]
+
+mod support;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use support::*;
+
+/// The interpreter with prometheus_client, or `None` (after saying why) without python3.
+fn parser_python() -> Option<String> {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: python3 is not installed, so /metrics cannot be checked with the reference parser");
+        return None;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash").arg(root.join("scripts/install-test-tools.sh")).output().unwrap();
+    assert!(out.status.success(), "install-test-tools.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    Some(String::from_utf8(out.stdout).unwrap().trim().to_owned())
+}
+
+/// Parses an exposition with the reference parser; panics with its message when invalid.
+fn parse(python: &str, text: &str) -> Vec<Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/parse-metrics.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}\n--- exposition ---\n{text}", String::from_utf8_lossy(&out.stderr));
+    let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    parsed["families"].as_array().unwrap().clone()
+}
+
+fn family<'a>(families: &'a [Value], name: &str) -> &'a Value {
+    families.iter().find(|f| f["name"] == name).unwrap_or_else(|| panic!("no family {name}"))
+}
+
+/// The value of the sample `name` whose labels include all of `labels`.
+fn sample(families: &[Value], family_name: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    family(families, family_name)["samples"].as_array().unwrap().iter().find_map(|s| {
+        let matches = s[0] == name && labels.iter().all(|(k, v)| s[1][*k] == *v);
+        matches.then(|| s[2].as_f64().unwrap())
+    })
+}
+
+async fn scrape(admin: std::net::SocketAddr) -> String {
+    let (status, headers, body) = get(&client(), admin, "localhost", "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    body
+}
+
+#[tokio::test]
+async fn metrics_parse_during_traffic_and_count_requests() {
+    let Some(python) = parser_python() else { return };
+    let web = Upstream::start("web").await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = [
+        CLASS_YAML.to_owned(),
+        service_yaml("web", &[web.addr]),
+        ingress_yaml("site", "site.example.com", &[("/", "Prefix", "web")]),
+        annotated_ingress_yaml(
+            "locked",
+            "locked.example.com",
+            &[("/", "Prefix", "web")],
+            &[("lintel.dev/allow-source-cidrs", "192.0.2.0/24")],
+        ),
+    ]
+    .join("---\n");
+    std::fs::write(dir.path().join("site.yaml"), yaml).unwrap();
+    let proxy = start_proxy(dir.path(), |c| c.access_log.enabled = false).await;
+    let (http, admin) = (proxy.http_addr, proxy.admin_addr);
+
+    // Traffic in the background while scraping: every scrape must parse.
+    let traffic = tokio::spawn(async move {
+        let c = client();
+        for _ in 0..40 {
+            let (status, _, _) = get(&c, http, "site.example.com", "/bytes/1000").await;
+            assert_eq!(status, 200);
+        }
+    });
+    for _ in 0..3 {
+        parse(&python, &scrape(admin).await);
+    }
+    traffic.await.unwrap();
+    let (status, _, _) = get(&client(), http, "nowhere.example.com", "/").await;
+    assert_eq!(status, 404);
+    let (status, _, _) = get(&client(), http, "locked.example.com", "/").await;
+    assert_eq!(status, 403);
+
+    let families = parse(&python, &scrape(admin).await);
+    for f in &families {
+        assert!(!f["help"].as_str().unwrap_or_default().is_empty(), "{} has no HELP", f["name"]);
+    }
+    for (name, unit) in [
+        ("lintel_request_duration_seconds", "seconds"),
+        ("lintel_request_size_bytes", "bytes"),
+        ("lintel_response_size_bytes", "bytes"),
+        ("lintel_upstream_response_duration_seconds", "seconds"),
+        ("lintel_table_rebuild_duration_seconds", "seconds"),
+        ("lintel_last_successful_sync_timestamp_seconds", "seconds"),
+        ("lintel_tls_certificate_expiry_timestamp_seconds", "seconds"),
+        ("lintel_startup_duration_seconds", "seconds"),
+    ] {
+        assert_eq!(family(&families, name)["unit"], unit, "{name}");
+    }
+    // Families that other parts of the proxy fill are listed from the start.
+    for name in [
+        "lintel_tls_handshakes",
+        "lintel_tls_handshake_errors",
+        "lintel_allowlist_rejections",
+        "lintel_limit_rejections",
+        "lintel_upstream_retries",
+        "lintel_source_watch_restarts",
+        "lintel_source_api_errors",
+        "lintel_leader",
+    ] {
+        family(&families, name);
+    }
+
+    let web_2xx =
+        [("namespace", "default"), ("ingress", "site"), ("service", "web"), ("method", "GET"), ("status", "2xx")];
+    assert_eq!(sample(&families, "lintel_requests", "lintel_requests_total", &web_2xx), Some(40.0));
+    let count = "lintel_request_duration_seconds_count";
+    assert_eq!(sample(&families, "lintel_request_duration_seconds", count, &web_2xx), Some(40.0));
+    let sum = sample(&families, "lintel_response_size_bytes", "lintel_response_size_bytes_sum", &web_2xx[..3]);
+    assert_eq!(sum, Some(40_000.0));
+    let unrouted = [("ingress", ""), ("status", "4xx")];
+    assert_eq!(sample(&families, "lintel_requests", "lintel_requests_total", &unrouted), Some(1.0));
+    assert_eq!(
+        sample(&families, "lintel_proxy_errors", "lintel_proxy_errors_total", &[("kind", "no_route")]),
+        Some(1.0)
+    );
+    let locked = [("namespace", "default"), ("ingress", "locked")];
+    let rejections = "lintel_allowlist_rejections_total";
+    assert_eq!(sample(&families, "lintel_allowlist_rejections", rejections, &locked), Some(1.0));
+    let accepted =
+        sample(&families, "lintel_connections_accepted", "lintel_connections_accepted_total", &[("listener", "http")]);
+    assert!(accepted.unwrap() >= 1.0);
+    let swapped = [("outcome", "swapped")];
+    assert_eq!(sample(&families, "lintel_table_rebuilds", "lintel_table_rebuilds_total", &swapped), Some(1.0));
+    let routes = sample(&families, "lintel_table_objects", "lintel_table_objects", &[("kind", "routes")]);
+    assert_eq!(routes, Some(2.0));
+    let endpoints = [("service", "web"), ("state", "healthy")];
+    assert_eq!(sample(&families, "lintel_upstream_endpoints", "lintel_upstream_endpoints", &endpoints), Some(1.0));
+    let sync = "lintel_last_successful_sync_timestamp_seconds";
+    assert!(sample(&families, sync, sync, &[]).unwrap() > 1.7e9);
+}
