@@ -249,7 +249,7 @@ start_proxies() { # CERT: nginx and Lintel, both pinned to core 1, one worker ea
     rm -f "$WORK/lt/"*.yaml
     lintel_manifests >"$WORK/lt/routes.yaml"
     { secret_yaml bench-ecdsa ecdsa; secret_yaml bench-rsa rsa; } >"$WORK/lt/secrets.yaml"
-    taskset -c 1 "$LINTEL" run --manifests "$WORK/lt" --worker-threads 1 \
+    taskset -c 1 "$LINTEL" run --manifests "$WORK/lt" --worker-threads 1 --access-log false \
         --http-addr "127.0.0.1:$LT_HTTP" --https-addr "127.0.0.1:$LT_HTTPS" --admin-addr "127.0.0.1:$LT_ADMIN" \
         --default-certificate "default/bench-$cert" >>"$WORK/lintel.log" 2>&1 &
     LT_PID=$!
@@ -425,7 +425,7 @@ for n in "${SCALES[@]}"; do
     rm -rf "$WORK/lt" && mkdir -p "$WORK/lt"
     "$SCALE_BIN" write "$WORK/lt" "$n" >/dev/null
     started=$(date +%s%N)
-    taskset -c 1 "$LINTEL" run --manifests "$WORK/lt" --worker-threads 1 --http-addr "127.0.0.1:$LT_HTTP" \
+    taskset -c 1 "$LINTEL" run --manifests "$WORK/lt" --worker-threads 1 --access-log false --http-addr "127.0.0.1:$LT_HTTP" \
         --https-addr "127.0.0.1:$LT_HTTPS" --admin-addr "127.0.0.1:$LT_ADMIN" --log-format json >"$WORK/scale.log" 2>&1 &
     LT_PID=$!
     PIDS+=("$LT_PID")
