@@ -460,7 +460,7 @@ table() { # SCENARIO TITLE
         if [[ $kind == sat ]]; then
             echo "At saturation:"
         else
-            echo "At a fixed ${R[$1.rate]} req/s (half the slower proxy's saturation rate):"
+            echo "At a fixed rate: target ${R[$1.rate]} req/s, half the slower proxy's saturation rate (wrk's \`delay()\` is closed-loop, so the rate reached is in the req/s column):"
         fi
         echo
         echo "| proxy | req/s | CPU µs/req | p50 ms | p99 ms | p99.9 ms | errors |"
@@ -489,7 +489,7 @@ DIRTY=$(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null | 
     echo "- Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), Linux $(uname -r)"
     echo "- Load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- Versions: $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(rustc --version), Lintel $COMMIT$DIRTY"
-    echo "- Setup: loopback only. Proxy under test alone on core 1 with one worker (nginx \`worker_processes 1\`, Lintel \`--worker-threads 1\`); wrk (1 thread) and the upstream (nginx, \`return 200 \"ok\"\`, one process) share core 0. nginx: upstream keepalive 320, \`proxy_buffering off\`, access log off, the same X-Forwarded-* headers Lintel sets. Saturation runs ${DURATION} s with $CONNS connections ($TLS_CONNS for new TLS connections); fixed-rate runs $((DURATION * 8 / 10)) s, same connections, each throttled by wrk's \`delay()\`."
+    echo "- Setup: loopback only. Proxy under test alone on core 1 with one worker (nginx \`worker_processes 1\`, Lintel \`--worker-threads 1\`); wrk (1 thread) and the upstream (nginx, \`return 200 \"ok\"\`, one process) share core 0. nginx: upstream keepalive 320, \`proxy_buffering off\`, access logs off in both (Lintel \`--access-log false\`), the same X-Forwarded-* headers Lintel sets. Saturation runs ${DURATION} s with $CONNS connections ($TLS_CONNS for new TLS connections); fixed-rate runs $((DURATION * 8 / 10)) s, same connections, each throttled by wrk's \`delay()\`."
     echo "- CPU µs/req: utime+stime of the proxy's process (all threads; nginx master and worker) from /proc/PID/stat before and after the run, divided by completed requests."
     echo
     echo "## Requests"
@@ -521,15 +521,15 @@ DIRTY=$(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null | 
     echo
     echo "## Route churn"
     echo
-    echo "Routes changed 10 times a second for ${CHURN_SECS} s (Lintel: the manifests file replaced by rename; nginx: config rewritten and \`nginx -s reload\`), under a steady ${R[http.rate]} req/s of HTTP keep-alive load."
+    echo "Routes changed 10 times a second for ${CHURN_SECS} s (Lintel: the manifests file replaced by rename; nginx: config rewritten and \`nginx -s reload\`), under a steady HTTP keep-alive load throttled to a target of ${R[http.rate]} req/s ($CONNS connections, run for $((CHURN_SECS + 2)) s)."
     echo
     echo "| proxy | requests | failed (socket errors + non-2xx) | p99 ms | max latency ms |"
     echo "| --- | ---: | ---: | ---: | ---: |"
-    echo
-    echo "Lintel swapped its table ${R[churn.lintel.swaps]} times during the churn; nginx was reloaded $((CHURN_SECS * 10)) times."
     for p in nginx lintel; do
         echo "| $p | ${R[churn.$p.requests]} | ${R[churn.$p.errors]} | $(ms "${R[churn.$p.p99]}") | $(ms "${R[churn.$p.max]}") |"
     done
+    echo
+    echo "Lintel swapped its table ${R[churn.lintel.swaps]} times during the churn; nginx was reloaded $((CHURN_SECS * 10)) times."
 } >"$WORK/report.md"
 cp "$WORK/report.md" "$OUT"
 cat "$OUT"
