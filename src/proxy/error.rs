@@ -4,6 +4,7 @@
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::{ProxyBody, RequestBodyError};
+use crate::upstream::error::find;
 use crate::upstream::{BodyError, UpstreamError};
 
 /// Which side caused an error: decides logging and (later) metrics and retries.
@@ -112,16 +113,4 @@ impl From<UpstreamError> for ProxyError {
         }
         Self::Upstream(err)
     }
-}
-
-/// The first error of type `E` in the chain of sources.
-fn find<'a, E: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
-    let mut source = Some(err);
-    while let Some(e) = source {
-        if let Some(found) = e.downcast_ref::<E>() {
-            return Some(found);
-        }
-        source = e.source();
-    }
-    None
 }

@@ -41,7 +41,9 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
     if simple {
         return Ok(Cow::Borrowed(path));
     }
-    let mut out = String::with_capacity(path.len());
+    // Bytes, not chars: only ASCII is removed or added, so the result stays valid UTF-8
+    // (non-ASCII characters pass through byte for byte).
+    let mut out: Vec<u8> = Vec::with_capacity(path.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -56,20 +58,21 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, PathError> {
                 match value {
                     b'/' | b'\\' => return Err(PathError::EncodedSeparator),
                     0..=0x1f | 0x7f => return Err(PathError::ControlCharacter),
-                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(char::from(value)),
+                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(value),
                     _ => {
-                        out.push('%');
-                        out.push_str(&path[i + 1..i + 3].to_ascii_uppercase());
+                        out.push(b'%');
+                        out.extend(hex.iter().map(u8::to_ascii_uppercase));
                     }
                 }
                 i += 3;
                 continue;
             }
-            b'/' if out.ends_with('/') => {} // merge repeated slashes
-            b => out.push(char::from(b)),
+            b'/' if out.last() == Some(&b'/') => {} // merge repeated slashes
+            b => out.push(b),
         }
         i += 1;
     }
+    let out = String::from_utf8(out).map_err(|_| PathError::BadEscape)?;
     if out.split('/').any(|segment| segment == "." || segment == "..") {
         return Err(PathError::DotSegment);
     }
@@ -120,6 +123,16 @@ mod tests {
         for (path, err) in cases {
             assert_eq!(normalize_path(path), Err(err), "{path}");
         }
+    }
+
+    #[test]
+    fn non_ascii_passes_through_unchanged() {
+        // Found by the fuzzer: bytes were once pushed as chars, re-encoding UTF-8.
+        assert_eq!(normalize_path("/./é").unwrap_err(), PathError::DotSegment);
+        assert_eq!(normalize_path("//é/x").unwrap(), "/é/x");
+        let odd = "/.+/\t/\t=\t=/\u{9c}k{/";
+        let once = normalize_path(odd).unwrap();
+        assert_eq!(normalize_path(&once).unwrap(), once);
     }
 
     #[test]

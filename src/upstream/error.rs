@@ -43,3 +43,15 @@ pub enum ConnectError {
     #[error(transparent)]
     Failed(Box<dyn std::error::Error + Send + Sync>),
 }
+
+/// The first error of type `E` in the chain of sources.
+pub(crate) fn find<'a, E: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        source = e.source();
+    }
+    None
+}

@@ -14,6 +14,7 @@ use tokio::time::{Duration, Instant};
 use super::body::{Outgoing, UpstreamBody};
 use super::connector::Born;
 use super::endpoint::{Endpoint, InFlight};
+use super::error::find;
 use super::error::{BodyError, ConnectError, UpstreamError};
 use super::policy::UpstreamPolicy;
 use super::{Group, upgrade};
@@ -219,18 +220,6 @@ fn connect_error(err: ClientError) -> UpstreamError {
         Some(ConnectError::TimedOut(_)) => UpstreamError::ConnectTimeout,
         _ => UpstreamError::Connect(err),
     }
-}
-
-/// The first error of type `E` in the chain of sources.
-fn find<'a, E: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
-    let mut source = Some(err);
-    while let Some(e) = source {
-        if let Some(found) = e.downcast_ref::<E>() {
-            return Some(found);
-        }
-        source = e.source();
-    }
-    None
 }
 
 /// Only for the tests of this module: the retry rules without a network.

@@ -57,6 +57,7 @@ pub async fn start_lintel(server: &ApiServer, dir: &Path, token: &str, edit: imp
         kubeconfig: Some(server.kubeconfig(dir, token)),
         election_namespace: Some("lintel".to_owned()),
         grace_period: Duration::from_secs(1),
+        shutdown_delay: Duration::ZERO,
         ..Config::default()
     };
     edit(&mut config);
