@@ -18,13 +18,6 @@ use support::*;
 const SIZE: usize = 192 * 1024 * 1024;
 const ALLOWED_GROWTH_KIB: u64 = 96 * 1024;
 
-/// Peak resident memory of this process (KiB).
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_bodies_stream_both_ways_with_flat_memory() {
     let upstream = Upstream::start("big").await;

@@ -14,13 +14,6 @@ use support::*;
 
 const ALLOWED_GROWTH_KIB: u64 = 64 * 1024;
 
-/// Peak resident memory of this process (KiB).
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 async fn stream_through(size: usize) {
     let upstream = Upstream::start("big").await;
     let dir = tempfile::tempdir().unwrap();

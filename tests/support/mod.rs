@@ -271,3 +271,11 @@ pub fn annotated_ingress_yaml(
         1,
     )
 }
+
+/// Peak resident memory of this process (KiB). A test that checks it runs in its own binary,
+/// so the figure is its own.
+pub fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
