@@ -146,10 +146,8 @@ async fn service_without_ready_endpoints_gets_503() {
 
 #[tokio::test]
 async fn refused_connection_gets_502() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let refusing = support::RefusingPort::new();
+    let closed = refusing.addr;
     let dir = tempfile::tempdir().unwrap();
     let yaml = [
         CLASS_YAML.to_owned(),

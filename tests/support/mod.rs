@@ -279,3 +279,20 @@ pub fn peak_rss_kib() -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// A loopback port where a connect is refused, for as long as this value lives: the socket is
+/// bound but never listens, so the kernel answers RST and no concurrently running test can be
+/// handed the same port (a bound-then-closed port can be, which made connect tests flaky).
+pub struct RefusingPort {
+    _socket: tokio::net::TcpSocket,
+    pub addr: SocketAddr,
+}
+
+impl RefusingPort {
+    pub fn new() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        Self { _socket: socket, addr }
+    }
+}

@@ -532,11 +532,9 @@ async fn one_checker_per_endpoint_that_stops_with_the_endpoint() {
 
 #[tokio::test]
 async fn a_failed_connect_is_retried_on_another_endpoint_with_the_body() {
-    // An address with nothing listening: bound, then closed.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    // An address where connects are refused for the whole test.
+    let refusing = support::RefusingPort::new();
+    let dead = refusing.addr;
     let live = Backend::start("live").await;
     let site = Site::start(&[
         service("app", &ready(&[dead, live.addr])),
