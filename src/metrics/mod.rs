@@ -89,6 +89,29 @@ impl ListenerMetrics {
     }
 }
 
+/// Pre-resolved upstream-pool handles of one backend. The default is detached (counts go
+/// nowhere), for endpoints made without metrics.
+#[derive(Debug, Clone, Default)]
+pub struct PoolMetrics {
+    opened: Counter,
+    open: Gauge,
+    reused: Counter,
+}
+
+impl PoolMetrics {
+    /// A new upstream connection; it counts as open until the guard is dropped.
+    pub fn opened(&self) -> OpenConnection {
+        self.opened.inc();
+        self.open.inc();
+        OpenConnection(self.open.clone())
+    }
+
+    /// A request sent on a connection that had carried a request before.
+    pub fn reused(&self) {
+        self.reused.inc();
+    }
+}
+
 /// Decrements the open-connections gauge when the connection ends.
 #[derive(Debug)]
 pub struct OpenConnection(Gauge);
@@ -215,21 +238,21 @@ impl Metrics {
         reg(
             r,
             "upstream_connections_opened",
-            "Connections opened to upstream endpoints, by backend.",
+            "TCP connections opened to upstream endpoints, counted by the connector when the connect succeeds, by backend.",
             None,
             &self.pool_opened,
         );
         reg(
             r,
             "upstream_connections_reused",
-            "Requests sent on a pooled (reused) upstream connection, by backend.",
+            "Requests sent on an upstream connection that had already carried a request (each connection counts its own requests; every one after its first is a reuse), by backend.",
             None,
             &self.pool_reused,
         );
         reg(
             r,
             "upstream_connections_open",
-            "Upstream connections open now (pooled or busy), by backend.",
+            "Upstream TCP connections open now (idle in the pool or busy), by backend.",
             None,
             &self.pool_open,
         );
@@ -394,17 +417,14 @@ impl Metrics {
         self.timeouts.get_or_create(&backend_reason(namespace, service, kind)).inc();
     }
 
-    /// A new upstream connection; it counts as open until the guard is dropped.
-    pub fn upstream_connection_opened(&self, namespace: &str, service: &str) -> OpenConnection {
+    /// The pool handles of one backend, for the connector of each of its endpoints.
+    pub fn pool(&self, namespace: &str, service: &str) -> PoolMetrics {
         let labels = backend(namespace, service);
-        self.pool_opened.get_or_create(&labels).inc();
-        let open = self.pool_open.get_or_create_owned(&labels);
-        open.inc();
-        OpenConnection(open)
-    }
-
-    pub fn upstream_connection_reused(&self, namespace: &str, service: &str) {
-        self.pool_reused.get_or_create(&backend(namespace, service)).inc();
+        PoolMetrics {
+            opened: self.pool_opened.get_or_create_owned(&labels),
+            open: self.pool_open.get_or_create_owned(&labels),
+            reused: self.pool_reused.get_or_create_owned(&labels),
+        }
     }
 
     // --- Connections ----------------------------------------------------------------------
