@@ -94,7 +94,7 @@ pub async fn start_at(config: &Config, begun: Instant) -> Result<Running, StartE
     let ready = Arc::new(AtomicBool::new(false));
     let control = Control {
         live: live.clone(),
-        upstreams: Arc::new(Upstreams::new(config.upstream_settings())),
+        upstreams: Arc::new(Upstreams::new(config.upstream_settings()).with_metrics(metrics.clone())),
         options: config.compile_options(),
         ready: ready.clone(),
         metrics: metrics.clone(),

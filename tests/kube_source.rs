@@ -10,6 +10,8 @@ mod harness;
 mod listwatch;
 #[path = "support/objects.rs"]
 mod objects;
+#[path = "support/scrape.rs"]
+mod scrape;
 #[path = "support/world.rs"]
 mod world;
 
@@ -57,6 +59,22 @@ async fn an_ingress_added_changed_and_deleted_reaches_the_table() {
     lintel.shutdown();
     lintel.wait().await;
 }
+
+/// `/metrics` on the admin listener.
+async fn metrics(running: &Running) -> String {
+    let (status, text) = get(&client(), running.admin_addr, "admin", "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    text
+}
+
+/// One sample of the scraped `/metrics`, 0 when the series does not exist yet.
+async fn sample(running: &Running, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape::value(&metrics(running).await, name, labels).unwrap_or(0.0)
+}
+
+const RESTARTS: &str = "lintel_source_watch_restarts_total";
+const API_ERRORS: &str = "lintel_source_api_errors_total";
+const LAST_SYNC: &str = "lintel_last_successful_sync_timestamp_seconds";
 
 /// `/readyz` on the admin listener.
 async fn readyz(running: &Running) -> StatusCode {
@@ -176,7 +194,13 @@ async fn a_tls_secret_appearing_after_its_ingress_reaches_the_snapshot() {
     let client = lintel::cluster::connect(Some(&api.kubeconfig(dir.path(), "a"))).await.unwrap();
     let (tx, rx) = tokio::sync::watch::channel(Arc::new(Loaded::default()));
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let source = tokio::spawn(lintel::source::kube::watch(client, WatchSettings::default(), tx, shutdown.clone()));
+    let source = tokio::spawn(lintel::source::kube::watch(
+        client,
+        WatchSettings::default(),
+        tx,
+        Default::default(),
+        shutdown.clone(),
+    ));
     let has = |f: &dyn Fn(&Loaded) -> bool| f(&rx.borrow());
     wait_until("the first picture", LIMIT, || async { has(&|l| l.snapshot.ingresses.len() == 1) }).await;
     assert!(rx.borrow().snapshot.secrets.is_empty());
@@ -236,7 +260,7 @@ async fn watch_namespaces_limit_what_is_read_but_the_default_certificate_is_alwa
     };
     let (tx, mut rx) = tokio::sync::watch::channel(Arc::new(Loaded::default()));
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let source = tokio::spawn(lintel::source::kube::watch(client, settings, tx, shutdown.clone()));
+    let source = tokio::spawn(lintel::source::kube::watch(client, settings, tx, Default::default(), shutdown.clone()));
     tokio::time::timeout(LIMIT, rx.changed()).await.unwrap().unwrap();
     let names = |items: Vec<(Option<String>, Option<String>)>| -> Vec<String> {
         items.into_iter().map(|(ns, name)| format!("{}/{}", ns.unwrap(), name.unwrap())).collect()
@@ -332,6 +356,48 @@ async fn an_api_outage_during_traffic_fails_no_request() {
     let (ok, failed) = traffic.await.unwrap();
     assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
     assert!(ok > 100, "only {ok} requests went through");
+    // The outage shows: the watches restarted, and reconnecting failed while the API was away.
+    for resource in ["ingresses", "services", "endpointslices", "secrets", "ingressclasses"] {
+        assert!(sample(&lintel, RESTARTS, &[("resource", resource)]).await >= 1.0, "{resource}");
+    }
+    assert!(sample(&lintel, API_ERRORS, &[("kind", "connection")]).await >= 1.0, "{}", metrics(&lintel).await);
+    lintel.shutdown();
+    lintel.wait().await;
+}
+
+#[tokio::test]
+async fn a_relist_that_changes_nothing_still_counts_as_a_sync() {
+    // No Ingress: nothing writes status, so nothing but the relist can move the sync time.
+    let api = ApiServer::start().await;
+    let other_lease = serde_json::json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "unrelated", "namespace": "lintel"}, "spec": {}
+    });
+    api.apply_all([ingress_class(), service("web", "app"), other_lease]);
+    let dir = tempfile::tempdir().unwrap();
+    let lintel = start_lintel(&api, dir.path(), "a", |_| {}).await;
+    wait_until("/readyz 200", LIMIT, || async { readyz(&lintel).await == StatusCode::OK }).await;
+    let synced = sample(&lintel, LAST_SYNC, &[]).await;
+    assert!(synced > 1.7e9, "{synced}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // A change no watch is told about, then compaction: every watch resumes from a version
+    // older than the compaction, gets 410 Gone and lists again, finding nothing new.
+    api.delete_silently("coordination.k8s.io/v1", "Lease", "lintel", "unrelated");
+    api.compact();
+    wait_until("every watch to restart", Duration::from_secs(20), || async {
+        let text = metrics(&lintel).await;
+        ["ingresses", "services", "endpointslices", "secrets", "ingressclasses"]
+            .iter()
+            .all(|r| scrape::value(&text, RESTARTS, &[("resource", r)]).unwrap_or(0.0) >= 1.0)
+    })
+    .await;
+    wait_until("the sync time to move after the relist", Duration::from_secs(20), || async {
+        sample(&lintel, LAST_SYNC, &[]).await > synced
+    })
+    .await;
+    let rebuilds = sample(&lintel, "lintel_table_rebuilds_total", &[("outcome", "swapped")]).await;
+    assert_eq!(rebuilds, 1.0, "nothing changed, so the table was not rebuilt");
     lintel.shutdown();
     lintel.wait().await;
 }
@@ -349,6 +415,7 @@ async fn gone_410_leads_to_a_relist_that_catches_lost_deletes() {
     let lintel = start_lintel(&api, dir.path(), "a", |_| {}).await;
     wait_until("both Ingresses", LIMIT, || async { served(&lintel).len() == 2 }).await;
     let lists_before = lists_of(&api, "/ingresses");
+    assert_eq!(sample(&lintel, RESTARTS, &[("resource", "ingresses")]).await, 0.0);
 
     // The delete event is lost to compaction; only a relist can notice it.
     api.delete_silently("networking.k8s.io/v1", "Ingress", "web", "lost");
@@ -358,6 +425,8 @@ async fn gone_410_leads_to_a_relist_that_catches_lost_deletes() {
     })
     .await;
     assert!(lists_of(&api, "/ingresses") > lists_before, "a new list of Ingresses");
+    assert!(sample(&lintel, RESTARTS, &[("resource", "ingresses")]).await >= 1.0);
+    assert!(sample(&lintel, API_ERRORS, &[("kind", "gone")]).await >= 1.0);
     // And the watch resumed after the relist.
     api.apply(ingress("web", "new", "new.example.com", "/", "app"));
     wait_until("a change after the relist", LIMIT, || async { served(&lintel) == ["web/kept", "web/new"] }).await;
@@ -476,7 +545,9 @@ async fn a_lease_left_by_a_dead_leader_is_taken_over_once_it_expires() {
         c.election_lease_duration = Duration::from_secs(2);
     })
     .await;
+    assert_eq!(sample(&lintel, "lintel_leader", &[]).await, 0.0, "not leading while the Lease is held");
     wait_until("the takeover", LIMIT, || async { !lb_status(&api, "app").is_null() }).await;
+    wait_until("lintel_leader 1", LIMIT, || async { sample(&lintel, "lintel_leader", &[]).await == 1.0 }).await;
     // Expiry is judged on our own clock from when the record was first seen, not from the
     // (ancient) renewTime written by another node.
     assert!(started.elapsed() >= Duration::from_secs(2), "took over after {:?}", started.elapsed());
@@ -505,9 +576,15 @@ async fn a_lease_write_that_loses_a_race_makes_no_leader() {
     let settings = LeaseSettings::new("lintel".into(), "lintel-leader".into(), "me".into(), Duration::from_secs(1));
     let (tx, mut leader) = tokio::sync::watch::channel(false);
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let elector = tokio::spawn(lease::run(client, settings, tx, shutdown.clone()));
+    let metrics = std::sync::Arc::new(lintel::metrics::Metrics::new());
+    let elector = tokio::spawn(lease::run(client, settings, tx, metrics.clone(), shutdown.clone()));
     tokio::time::timeout(LIMIT, leader.changed()).await.unwrap().unwrap();
     assert!(*leader.borrow());
+    let leader_gauge = || scrape::value(&metrics.encode().unwrap(), "lintel_leader", &[]);
+    wait_until("lintel_leader 1", LIMIT, || async { leader_gauge() == Some(1.0) }).await;
+    let conflicts =
+        scrape::value(&metrics.encode().unwrap(), "lintel_source_api_errors_total", &[("kind", "conflict")]);
+    assert_eq!(conflicts, None, "a lost race (409) is no error");
     let puts = api.requests().iter().filter(|r| r.method == "PUT" && r.path.contains("/leases/")).count();
     assert_eq!(puts, 2, "the first write lost the race (409) and made no leader; the retry won");
     let lease = api.get("coordination.k8s.io/v1", "Lease", "lintel", "lintel-leader").unwrap();
@@ -515,6 +592,7 @@ async fn a_lease_write_that_loses_a_race_makes_no_leader() {
     shutdown.cancel();
     elector.await.unwrap();
     assert!(!*leader.borrow());
+    assert_eq!(leader_gauge(), Some(0.0), "not leading after shutdown");
     let lease = api.get("coordination.k8s.io/v1", "Lease", "lintel", "lintel-leader").unwrap();
     assert!(lease["spec"]["holderIdentity"].is_null());
 }

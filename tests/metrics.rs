@@ -157,3 +157,47 @@ async fn metrics_parse_during_traffic_and_count_requests() {
     let sync = "lintel_last_successful_sync_timestamp_seconds";
     assert!(sample(&families, sync, sync, &[]).unwrap() > 1.7e9);
 }
+
+#[tokio::test]
+async fn upstream_pool_counts_one_connection_and_every_later_request_as_a_reuse() {
+    use support::scrape::value;
+
+    let web = Upstream::start("web").await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = [
+        CLASS_YAML.to_owned(),
+        service_yaml("web", &[web.addr]),
+        ingress_yaml("site", "site.example.com", &[("/", "Prefix", "web")]),
+    ]
+    .join("---\n");
+    std::fs::write(dir.path().join("site.yaml"), yaml).unwrap();
+    let proxy = start_proxy(dir.path(), |c| {
+        c.access_log.enabled = false;
+        c.timeouts.upstream_keepalive_idle = std::time::Duration::from_millis(500);
+    })
+    .await;
+    const N: usize = 10;
+    let c = client();
+    for _ in 0..N {
+        let (status, _, _) = get(&c, proxy.http_addr, "site.example.com", "/").await;
+        assert_eq!(status, 200);
+    }
+    let web_labels = [("namespace", "default"), ("service", "web")];
+    let text = scrape_metrics(&proxy).await;
+    let opened = value(&text, "lintel_upstream_connections_opened_total", &web_labels);
+    let reused = value(&text, "lintel_upstream_connections_reused_total", &web_labels);
+    assert_eq!((opened, reused), (Some(1.0), Some((N - 1) as f64)), "{text}");
+    assert_eq!(value(&text, "lintel_upstream_connections_open", &web_labels), Some(1.0), "{text}");
+
+    // Idle past the pool's keep-alive: the connection closes and the gauge follows.
+    eventually("the idle upstream connection to close", std::time::Duration::from_secs(10), || async {
+        value(&scrape_metrics(&proxy).await, "lintel_upstream_connections_open", &web_labels) == Some(0.0)
+    })
+    .await;
+    let (status, _, _) = get(&c, proxy.http_addr, "site.example.com", "/").await;
+    assert_eq!(status, 200);
+    let text = scrape_metrics(&proxy).await;
+    assert_eq!(value(&text, "lintel_upstream_connections_opened_total", &web_labels), Some(2.0), "{text}");
+    assert_eq!(value(&text, "lintel_upstream_connections_reused_total", &web_labels), Some((N - 1) as f64));
+    proxy.shutdown();
+}

@@ -434,3 +434,34 @@ async fn proxy_protocol_header_then_tls() {
     assert_eq!(answer.headers["x-seen-real-ip"], "203.0.113.7");
     lintel.shutdown();
 }
+
+#[tokio::test]
+async fn certificate_expiry_is_exported_per_secret_and_leaves_with_the_secret() {
+    use support::scrape::{has, value};
+
+    const EXPIRY: &str = "lintel_tls_certificate_expiry_timestamp_seconds";
+    let ca = TestCa::new();
+    let (a, b) = (ca.leaf_until(&["a.test"], (2031, 5, 17)), ca.leaf_until(&["b.test"], (2032, 2, 29)));
+    let dir = manifests(&[
+        ("a.yaml", ingress_yaml("a", &["a.test"], Some((&["a.test"], "a-tls")), &[])),
+        ("b.yaml", ingress_yaml("b", &["b.test"], Some((&["b.test"], "b-tls")), &[])),
+        ("a-secret.yaml", secret_yaml("a-tls", &a.chain_pem, &a.key_pem)),
+        ("b-secret.yaml", secret_yaml("b-tls", &b.chain_pem, &b.key_pem)),
+    ])
+    .await;
+    let lintel = start(dir.path(), |_| {}).await;
+    let text = support::scrape_metrics(&lintel).await;
+    // notAfter as Unix time (`date -u -d 2031-05-17 +%s`, `date -u -d 2032-02-29 +%s`).
+    assert_eq!(value(&text, EXPIRY, &[("namespace", "default"), ("secret", "a-tls")]), Some(1_936_742_400.0), "{text}");
+    assert_eq!(value(&text, EXPIRY, &[("namespace", "default"), ("secret", "b-tls")]), Some(1_961_625_600.0), "{text}");
+
+    // The Secret goes away: its series goes too, the other one stays.
+    std::fs::remove_file(dir.path().join("b-secret.yaml")).unwrap();
+    support::eventually("b-tls's series to leave /metrics", Duration::from_secs(10), || async {
+        !has(&support::scrape_metrics(&lintel).await, EXPIRY, &[("secret", "b-tls")])
+    })
+    .await;
+    let text = support::scrape_metrics(&lintel).await;
+    assert_eq!(value(&text, EXPIRY, &[("secret", "a-tls")]), Some(1_936_742_400.0), "{text}");
+    lintel.shutdown();
+}

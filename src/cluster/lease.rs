@@ -7,6 +7,7 @@
 //! has not changed for its `leaseDurationSeconds` since we first saw that version, so clock
 //! skew between nodes cannot make two leaders.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -17,6 +18,9 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+use crate::source::kube::api_error_kind;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseSettings {
@@ -55,8 +59,16 @@ struct Elector {
     logged_holder: Option<String>,
 }
 
-/// Campaigns for the Lease until shutdown; `leader` says whether this replica leads now.
-pub async fn run(client: Client, settings: LeaseSettings, leader: watch::Sender<bool>, shutdown: CancellationToken) {
+/// Campaigns for the Lease until shutdown; `leader` says whether this replica leads now, and
+/// so does `lintel_leader` in `metrics` (set after every round and on the way out). Failed
+/// Lease calls count as API errors.
+pub async fn run(
+    client: Client,
+    settings: LeaseSettings,
+    leader: watch::Sender<bool>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
     let api = Api::<Lease>::namespaced(client, &settings.namespace);
     let mut elector = Elector { api, settings, observed: None, logged_holder: None };
     let settings = elector.settings.clone();
@@ -88,19 +100,27 @@ pub async fn run(client: Client, settings: LeaseSettings, leader: watch::Sender<
                     leader.send_replace(false);
                 }
             }
-            Ok(Err(err)) => elector.note_failure(&mut failing, &err.to_string()),
-            Err(_) => elector.note_failure(&mut failing, "Lease call timed out"),
+            Ok(Err(err)) => {
+                metrics.api_error(api_error_kind(&err));
+                elector.note_failure(&mut failing, &err.to_string());
+            }
+            Err(_) => {
+                metrics.api_error("timeout");
+                elector.note_failure(&mut failing, "Lease call timed out");
+            }
         }
         let overdue = last_renewed.is_none_or(|t| t.elapsed() > settings.renew_deadline);
         if *leader.borrow() && overdue {
             tracing::warn!(lease = %settings.name, "could not renew the Lease in time; stepping down");
             leader.send_replace(false);
         }
+        metrics.set_leader(*leader.borrow());
         tokio::select! {
             () = tokio::time::sleep(settings.retry_period) => {}
             () = shutdown.cancelled() => break,
         }
     }
+    metrics.set_leader(false);
     if *leader.borrow() {
         leader.send_replace(false);
         match tokio::time::timeout(Duration::from_secs(2), elector.release()).await {

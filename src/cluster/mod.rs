@@ -139,13 +139,16 @@ pub async fn start(
     // control loop waits and /readyz stays 503.
     let (pictures_tx, pictures) = watch::channel(Arc::new(Loaded::default()));
     let live = control.live.clone();
-    tasks.spawn(crate::source::kube::watch(client.clone(), settings.watch, pictures_tx, shutdown.clone()));
+    let metrics = control.metrics.clone();
+    let source =
+        crate::source::kube::watch(client.clone(), settings.watch, pictures_tx, metrics.clone(), shutdown.clone());
+    tasks.spawn(source);
     tasks.spawn(control.run(pictures.clone(), shutdown.clone()));
 
     let (leader_tx, leader) = watch::channel(false);
     let (addresses_tx, addresses) = watch::channel(None);
     let identity = settings.lease.identity.clone();
-    tasks.spawn(lease::run(client.clone(), settings.lease, leader_tx, shutdown.clone()));
+    tasks.spawn(lease::run(client.clone(), settings.lease, leader_tx, metrics, shutdown.clone()));
     tasks.spawn(address::run(client.clone(), settings.publish, leader.clone(), addresses_tx, shutdown.clone()));
     tasks.spawn(status::run(
         client.clone(),

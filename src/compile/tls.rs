@@ -91,7 +91,9 @@ impl<'a> Certs<'a> {
                 (None, _) => Err(format!("Secret {shown} has no tls.crt")),
                 (_, None) => Err(format!("Secret {shown} has no tls.key")),
                 (Some(crt), Some(key)) => match self.cache.load(crt, key) {
-                    (Ok(parsed), fingerprint) => Ok(Cert::new(parsed, fingerprint, shown.clone())),
+                    (Ok(parsed), fingerprint) => {
+                        Ok(Cert::new(parsed.key, parsed.not_after, fingerprint, shown.clone()))
+                    }
                     (Err(err), _) => Err(format!("Secret {shown}: {err}")),
                 },
             },

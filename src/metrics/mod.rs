@@ -69,6 +69,7 @@ pub struct Metrics {
     diagnostics: Family<DiagnosticLabels, Gauge>,
     leader: Gauge,
     cert_expiry: Family<SecretLabels, FloatGauge>,
+    cert_series: Mutex<Vec<SecretLabels>>,
     startup: FloatGauge,
 }
 
@@ -85,6 +86,29 @@ impl ListenerMetrics {
         self.accepted.inc();
         self.open.inc();
         OpenConnection(self.open.clone())
+    }
+}
+
+/// Pre-resolved upstream-pool handles of one backend. The default is detached (counts go
+/// nowhere), for endpoints made without metrics.
+#[derive(Debug, Clone, Default)]
+pub struct PoolMetrics {
+    opened: Counter,
+    open: Gauge,
+    reused: Counter,
+}
+
+impl PoolMetrics {
+    /// A new upstream connection; it counts as open until the guard is dropped.
+    pub fn opened(&self) -> OpenConnection {
+        self.opened.inc();
+        self.open.inc();
+        OpenConnection(self.open.clone())
+    }
+
+    /// A request sent on a connection that had carried a request before.
+    pub fn reused(&self) {
+        self.reused.inc();
     }
 }
 
@@ -173,6 +197,7 @@ impl Metrics {
             diagnostics: Family::default(),
             leader: Gauge::default(),
             cert_expiry: Family::default(),
+            cert_series: Mutex::default(),
             startup: FloatGauge::default(),
             registry: r,
         };
@@ -213,21 +238,21 @@ impl Metrics {
         reg(
             r,
             "upstream_connections_opened",
-            "Connections opened to upstream endpoints, by backend.",
+            "TCP connections opened to upstream endpoints, counted by the connector when the connect succeeds, by backend.",
             None,
             &self.pool_opened,
         );
         reg(
             r,
             "upstream_connections_reused",
-            "Requests sent on a pooled (reused) upstream connection, by backend.",
+            "Requests sent on an upstream connection that had already carried a request (each connection counts its own requests; every one after its first is a reuse), by backend.",
             None,
             &self.pool_reused,
         );
         reg(
             r,
             "upstream_connections_open",
-            "Upstream connections open now (pooled or busy), by backend.",
+            "Upstream TCP connections open now (idle in the pool or busy), by backend.",
             None,
             &self.pool_open,
         );
@@ -267,12 +292,24 @@ impl Metrics {
         reg(
             r,
             "last_successful_sync_timestamp",
-            "Unix time of the last table rebuild that succeeded.",
+            "Unix time of the last successful sync: a table rebuild, or a Kubernetes relist that found nothing changed.",
             Some(Unit::Seconds),
             &self.last_sync,
         );
-        reg(r, "source_watch_restarts", "Restarts of a Kubernetes watch, by resource.", None, &self.watch_restarts);
-        reg(r, "source_api_errors", "Errors from the Kubernetes API, by kind.", None, &self.api_errors);
+        reg(
+            r,
+            "source_watch_restarts",
+            "Kubernetes watches that broke (an error, or 410 Gone forcing a relist) and started over, by resource; once per interruption.",
+            None,
+            &self.watch_restarts,
+        );
+        reg(
+            r,
+            "source_api_errors",
+            "Errors from Kubernetes API calls (the watches and the leader Lease), by kind.",
+            None,
+            &self.api_errors,
+        );
         reg(r, "diagnostics", "Diagnostics of the table in service, by severity and reason.", None, &self.diagnostics);
         reg(
             r,
@@ -284,7 +321,7 @@ impl Metrics {
         reg(
             r,
             "tls_certificate_expiry_timestamp",
-            "Unix time when a TLS certificate expires, by Secret.",
+            "Unix time when the certificate of a TLS Secret in use expires (notAfter), by Secret.",
             Some(Unit::Seconds),
             &self.cert_expiry,
         );
@@ -380,17 +417,14 @@ impl Metrics {
         self.timeouts.get_or_create(&backend_reason(namespace, service, kind)).inc();
     }
 
-    /// A new upstream connection; it counts as open until the guard is dropped.
-    pub fn upstream_connection_opened(&self, namespace: &str, service: &str) -> OpenConnection {
+    /// The pool handles of one backend, for the connector of each of its endpoints.
+    pub fn pool(&self, namespace: &str, service: &str) -> PoolMetrics {
         let labels = backend(namespace, service);
-        self.pool_opened.get_or_create(&labels).inc();
-        let open = self.pool_open.get_or_create_owned(&labels);
-        open.inc();
-        OpenConnection(open)
-    }
-
-    pub fn upstream_connection_reused(&self, namespace: &str, service: &str) {
-        self.pool_reused.get_or_create(&backend(namespace, service)).inc();
+        PoolMetrics {
+            opened: self.pool_opened.get_or_create_owned(&labels),
+            open: self.pool_open.get_or_create_owned(&labels),
+            reused: self.pool_reused.get_or_create_owned(&labels),
+        }
     }
 
     // --- Connections ----------------------------------------------------------------------
@@ -460,6 +494,7 @@ impl Metrics {
             self.diagnostics.get_or_create(&DiagnosticLabels { severity, reason: diagnostic_reason(diag) }).inc();
         }
         self.set_endpoints_from_table(&compiled.table);
+        self.set_cert_expiry_from_table(&compiled.table);
         self.sync_succeeded();
     }
 
@@ -490,16 +525,30 @@ impl Metrics {
         self.leader.set(i64::from(leader));
     }
 
-    /// Expiry (`notAfter`) of the certificate in a Secret.
-    pub fn set_cert_expiry(&self, namespace: &str, secret: &str, not_after: SystemTime) {
-        let labels = SecretLabels { namespace: namespace.to_owned(), secret: secret.to_owned() };
-        let at = not_after.duration_since(UNIX_EPOCH).unwrap_or_default();
-        self.cert_expiry.get_or_create(&labels).set(at.as_secs_f64());
+    /// Expiry (`notAfter`) of every certificate the table about to go into service loaded
+    /// from a Secret; Secrets no longer in it (deleted, unusable, or no longer named by any
+    /// Ingress) lose their series.
+    pub fn set_cert_expiry_from_table(&self, table: &RouteTable) {
+        let mut series: Vec<SecretLabels> = Vec::new();
+        for cert in table.tls().certs() {
+            let Some(not_after) = cert.not_after else { continue };
+            let Some((namespace, secret)) = cert.secret.split_once('/') else { continue };
+            let labels = SecretLabels { namespace: namespace.to_owned(), secret: secret.to_owned() };
+            if !series.contains(&labels) {
+                self.set_cert_expiry(&labels, not_after);
+                series.push(labels);
+            }
+        }
+        let mut previous = self.cert_series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for stale in previous.iter().filter(|labels| !series.contains(labels)) {
+            self.cert_expiry.remove(stale);
+        }
+        *previous = series;
     }
 
-    /// Forgets every certificate expiry (before setting those of a new table).
-    pub fn clear_cert_expiry(&self) {
-        self.cert_expiry.clear();
+    fn set_cert_expiry(&self, labels: &SecretLabels, not_after: SystemTime) {
+        let at = not_after.duration_since(UNIX_EPOCH).unwrap_or_default();
+        self.cert_expiry.get_or_create(labels).set(at.as_secs_f64());
     }
 
     pub fn set_startup(&self, took: Duration) {

@@ -5,6 +5,7 @@
 use std::collections::hash_map::Entry;
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use rustls::sign::CertifiedKey;
 
@@ -19,11 +20,13 @@ pub struct Cert {
     fingerprint: [u8; 32],
     /// `namespace/name` of the Secret it came from.
     pub secret: Arc<str>,
+    /// When the leaf certificate expires (`notAfter`).
+    pub not_after: Option<SystemTime>,
 }
 
 impl Cert {
-    pub fn new(key: Arc<CertifiedKey>, fingerprint: [u8; 32], secret: Arc<str>) -> Self {
-        Self { key, fingerprint, secret }
+    pub fn new(key: Arc<CertifiedKey>, not_after: Option<SystemTime>, fingerprint: [u8; 32], secret: Arc<str>) -> Self {
+        Self { key, fingerprint, secret, not_after }
     }
 }
 
@@ -134,6 +137,13 @@ impl TlsHosts {
 
     pub fn default_cert(&self) -> Option<&Cert> {
         self.default.as_ref()
+    }
+
+    /// Every certificate loaded from a Secret: the hosts' own and the default (a Secret
+    /// listed for several hosts appears once per host).
+    pub fn certs(&self) -> impl Iterator<Item = &Cert> {
+        let hosts = self.exact.values().chain(self.wildcard.values()).filter_map(|e| e.cert.as_ref());
+        hosts.chain(self.default.as_ref())
     }
 
     pub fn len(&self) -> usize {

@@ -4,11 +4,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use ring::digest::{Context, SHA256};
 use rustls::sign::CertifiedKey;
 
-use super::keys::{KeyError, certified_key};
+use super::keys::{KeyError, certified_key, not_after};
 
 /// SHA-256 over the certificate and key PEM.
 pub type Fingerprint = [u8; 32];
@@ -22,19 +23,33 @@ pub struct KeyCache {
 
 #[derive(Debug)]
 struct Entry {
-    parsed: Result<Arc<CertifiedKey>, KeyError>,
+    parsed: Result<Parsed, KeyError>,
     used: u64,
+}
+
+/// A certificate chain and key ready to serve, and when the leaf certificate expires.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub key: Arc<CertifiedKey>,
+    /// `notAfter` of the leaf, read once when it is parsed (`None` if it could not be read).
+    pub not_after: Option<SystemTime>,
+}
+
+fn parse(cert_pem: &[u8], key_pem: &[u8]) -> Result<Parsed, KeyError> {
+    let key = certified_key(cert_pem, key_pem)?;
+    let not_after = not_after(&key);
+    Ok(Parsed { key, not_after })
 }
 
 impl KeyCache {
     /// Parses (or finds already parsed) a certificate chain and key.
-    pub fn load(&mut self, cert_pem: &[u8], key_pem: &[u8]) -> (Result<Arc<CertifiedKey>, KeyError>, Fingerprint) {
+    pub fn load(&mut self, cert_pem: &[u8], key_pem: &[u8]) -> (Result<Parsed, KeyError>, Fingerprint) {
         let fingerprint = fingerprint(cert_pem, key_pem);
         let generation = self.generation;
         let entry = self
             .entries
             .entry(fingerprint)
-            .or_insert_with(|| Entry { parsed: certified_key(cert_pem, key_pem), used: generation });
+            .or_insert_with(|| Entry { parsed: parse(cert_pem, key_pem), used: generation });
         entry.used = generation;
         (entry.parsed.clone(), fingerprint)
     }

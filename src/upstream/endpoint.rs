@@ -18,6 +18,7 @@ use super::connector::Connector;
 use super::health::{ActiveHealth, Checker};
 use super::passive::{Passive, PassiveSettings};
 use super::policy::HealthCheck;
+use crate::metrics::PoolMetrics;
 
 /// How this endpoint's connections are made and kept, as decided in `bind` from every
 /// Ingress that reaches it.
@@ -40,9 +41,9 @@ pub struct Clients {
 }
 
 impl Clients {
-    fn new(asked: ConnSettings, announced_ms: u64) -> Self {
+    fn new(asked: ConnSettings, announced_ms: u64, pool: &PoolMetrics) -> Self {
         let keepalive_idle = effective_keepalive(asked.keepalive_idle, announced_ms);
-        let connector = Connector::new(asked.connect_timeout);
+        let connector = Connector::new(asked.connect_timeout, pool.clone());
         let pooled = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
@@ -78,13 +79,21 @@ pub struct Endpoint {
     stale_retries: AtomicU64,
     /// Control plane only (`bind`); never touched by the data path.
     checker: Mutex<Option<Checker>>,
+    /// Where its connections are counted.
+    pool: PoolMetrics,
 }
 
 impl Endpoint {
+    /// An endpoint whose connections are not counted anywhere.
     pub fn new(authority: Authority, conn: ConnSettings, passive: PassiveSettings) -> Self {
+        Self::counted(authority, conn, passive, PoolMetrics::default())
+    }
+
+    /// An endpoint whose connections count under `pool` (the backend that first uses it).
+    pub fn counted(authority: Authority, conn: ConnSettings, passive: PassiveSettings, pool: PoolMetrics) -> Self {
         Self {
             authority,
-            clients: ArcSwap::from_pointee(Clients::new(conn, 0)),
+            clients: ArcSwap::from_pointee(Clients::new(conn, 0, &pool)),
             in_flight: AtomicUsize::new(0),
             health: Arc::default(),
             passive: Passive::default(),
@@ -93,6 +102,7 @@ impl Endpoint {
             announced_keepalive_ms: AtomicU64::new(0),
             stale_retries: AtomicU64::new(0),
             checker: Mutex::new(None),
+            pool,
         }
     }
 
@@ -142,7 +152,11 @@ impl Endpoint {
     /// the health check (a new checker when it changed; none and healthy when removed).
     pub fn configure(&self, conn: ConnSettings, check: Option<Arc<HealthCheck>>) {
         if self.clients.load().asked != conn {
-            self.clients.store(Arc::new(Clients::new(conn, self.announced_keepalive_ms.load(Ordering::Relaxed))));
+            self.clients.store(Arc::new(Clients::new(
+                conn,
+                self.announced_keepalive_ms.load(Ordering::Relaxed),
+                &self.pool,
+            )));
         }
         let mut checker = match self.checker.lock() {
             Ok(guard) => guard,
@@ -169,7 +183,7 @@ impl Endpoint {
         let current = self.clients.load();
         if effective_keepalive(current.asked.keepalive_idle, ms) != current.keepalive_idle {
             tracing::debug!(endpoint = %self.authority, seconds, "upstream announced its keep-alive; pool follows");
-            self.clients.store(Arc::new(Clients::new(current.asked, ms)));
+            self.clients.store(Arc::new(Clients::new(current.asked, ms, &self.pool)));
         }
     }
 }

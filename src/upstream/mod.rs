@@ -37,6 +37,7 @@ use endpoint::ConnSettings;
 use passive::PassiveSettings;
 use policy::HealthCheck;
 
+use crate::metrics::Metrics;
 use crate::table::{BackendId, RouteTable};
 
 /// Defaults for what an Ingress does not set, and the passive-ejection rules.
@@ -105,6 +106,8 @@ pub struct Upstreams {
     settings: Arc<UpstreamSettings>,
     endpoints: Mutex<HashMap<Authority, Weak<Endpoint>>>,
     backends: Mutex<HashMap<BackendId, Weak<BackendState>>>,
+    /// Where new endpoints count their connections; `None` counts nowhere.
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// What the Ingresses reaching one endpoint ask of it, merged.
@@ -123,7 +126,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Upstreams {
     pub fn new(settings: UpstreamSettings) -> Self {
-        Self { settings: Arc::new(settings), endpoints: Mutex::default(), backends: Mutex::default() }
+        Self { settings: Arc::new(settings), endpoints: Mutex::default(), backends: Mutex::default(), metrics: None }
+    }
+
+    /// Counts upstream connections in `metrics`, under the backend that first reaches each
+    /// endpoint.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// One group per backend of `table`, in the same order. Endpoints still in use are reused
@@ -159,8 +169,11 @@ impl Upstreams {
                         let endpoint = match known.get(authority).and_then(Weak::upgrade) {
                             Some(existing) => existing,
                             None => {
-                                let endpoint =
-                                    Arc::new(Endpoint::new(authority.clone(), conn, self.settings.passive.clone()));
+                                let pool = self.metrics.as_ref().map_or_else(Default::default, |m| {
+                                    m.pool(&backend.id.namespace, &backend.id.service)
+                                });
+                                let passive = self.settings.passive.clone();
+                                let endpoint = Arc::new(Endpoint::counted(authority.clone(), conn, passive, pool));
                                 known.insert(authority.clone(), Arc::downgrade(&endpoint));
                                 endpoint
                             }

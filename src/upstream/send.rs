@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use tokio::time::{Duration, Instant};
 
 use super::body::{Outgoing, UpstreamBody};
-use super::connector::Born;
+use super::connector::{Born, Tally};
 use super::endpoint::{Endpoint, InFlight};
 use super::error::find;
 use super::error::{BodyError, ConnectError, UpstreamError};
@@ -60,6 +60,9 @@ pub async fn send(
         let err = match tokio::time::timeout_at(deadline, client.request(request)).await {
             Err(_) => return Err(UpstreamError::ResponseTimeout),
             Ok(Ok(mut response)) => {
+                if let Some(tally) = response.extensions().get::<Tally>() {
+                    tally.sent();
+                }
                 observe(&endpoint, &response);
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS
                     && let Some(client_upgrade) = client_upgrade
@@ -74,7 +77,16 @@ pub async fn send(
                 response.extensions_mut().insert(endpoint.authority.clone());
                 return Ok(response.map(|b| UpstreamBody::new(b, idle, Some(in_flight))));
             }
-            Ok(Err(err)) => err,
+            Ok(Err(err)) => {
+                // The request went to a connection (and failed there) only when it has
+                // connect info; a failed connect has none.
+                if let Some(info) = err.connect_info() {
+                    let mut extensions = http::Extensions::new();
+                    info.get_extras(&mut extensions);
+                    extensions.get::<Tally>().map(Tally::sent);
+                }
+                err
+            }
         };
         drop(in_flight);
         let resendable;

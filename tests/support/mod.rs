@@ -21,6 +21,8 @@ use lintel::config::Config;
 use lintel::run::Running;
 use tokio::net::TcpListener;
 
+pub mod scrape;
+
 /// A real HTTP/1.1 upstream on 127.0.0.1. It answers:
 /// - `/slow/MS`: waits MS milliseconds, then answers;
 /// - `/bytes/N`: streams N bytes in 64 KiB chunks;
@@ -295,4 +297,11 @@ impl RefusingPort {
         let addr = socket.local_addr().unwrap();
         Self { _socket: socket, addr }
     }
+}
+
+/// The `/metrics` text of a running proxy, scraped from its admin listener.
+pub async fn scrape_metrics(running: &Running) -> String {
+    let (status, _, body) = get(&client(), running.admin_addr, "localhost", "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    body
 }

@@ -69,8 +69,20 @@ impl TestCa {
     }
 
     pub fn leaf_with_key(&self, names: &[&str], key: KeyPair) -> Leaf {
+        self.make_leaf(names, key, None)
+    }
+
+    /// A leaf for `names` whose `notAfter` is midnight UTC of `(year, month, day)`.
+    pub fn leaf_until(&self, names: &[&str], (year, month, day): (i32, u8, u8)) -> Leaf {
+        self.make_leaf(names, KeyPair::generate().unwrap(), Some((year, month, day)))
+    }
+
+    fn make_leaf(&self, names: &[&str], key: KeyPair, not_after: Option<(i32, u8, u8)>) -> Leaf {
         let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
         params.distinguished_name.push(DnType::CommonName, names[0]);
+        if let Some((year, month, day)) = not_after {
+            params.not_after = rcgen::date_time_ymd(year, month, day);
+        }
         let cert = params.signed_by(&key, &self.intermediate).unwrap();
         Leaf {
             chain_pem: format!("{}{}", cert.pem(), self.intermediate_pem),

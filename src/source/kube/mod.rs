@@ -19,11 +19,13 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use health::api_error_kind;
 pub use lenient::Lenient;
 pub use settle::Settle;
 pub use stores::TLS_SECRETS;
 
 use super::Loaded;
+use crate::metrics::Metrics;
 use stores::Reflectors;
 
 /// What to watch and how to coalesce.
@@ -37,11 +39,14 @@ pub struct WatchSettings {
     pub settle: Settle,
 }
 
-/// Watches the API and publishes each settled picture on `tx` until shutdown.
+/// Watches the API and publishes each settled picture on `tx` until shutdown. Watch restarts
+/// and API errors go to `metrics`, and so does the sync time of a complete picture that did
+/// not change (a relist that found nothing new): a changed one is timed by the rebuild.
 pub async fn watch(
     client: Client,
     settings: WatchSettings,
     tx: watch::Sender<Arc<Loaded>>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let mut namespaces = settings.namespaces.clone();
@@ -54,7 +59,7 @@ pub async fn watch(
     } else {
         settings.extra_secrets.iter().filter(|(ns, _)| !namespaces.contains(ns)).cloned().collect()
     };
-    let reflectors = Reflectors::start(&client, &namespaces, &extra, &wake, &mut tasks, &shutdown);
+    let reflectors = Reflectors::start(&client, &namespaces, &extra, &wake, &mut tasks, &metrics, &shutdown);
     let mut first = true;
     loop {
         tokio::select! {
@@ -81,6 +86,8 @@ pub async fn watch(
         if first || **tx.borrow() != loaded {
             tracing::debug!(took_ms = started.elapsed().as_secs_f64() * 1e3, "snapshot rebuilt from the stores");
             tx.send_replace(Arc::new(loaded));
+        } else {
+            metrics.sync_succeeded();
         }
         first = false;
     }

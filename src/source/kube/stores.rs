@@ -19,9 +19,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::health::Health;
+use super::health::{Health, watch_error_kind};
 use super::lenient::Lenient;
 use crate::diagnostic::{Diagnostic, Subject};
+use crate::metrics::Metrics;
 use crate::source::{Loaded, Snapshot};
 
 /// Only Secrets of this type are ever listed (a field selector: others never reach memory).
@@ -77,16 +78,18 @@ pub struct Reflectors {
 impl Reflectors {
     /// Starts every watcher on `tasks`. Each pokes `wake` whenever its store may have changed.
     /// An empty `namespaces` watches the whole cluster; `extra_secrets` are single TLS Secrets
-    /// `(namespace, name)` watched besides.
+    /// `(namespace, name)` watched besides. Restarts and errors of every watch are counted in
+    /// `metrics`.
     pub fn start(
         client: &Client,
         namespaces: &[String],
         extra_secrets: &[(String, String)],
         wake: &Arc<Notify>,
         tasks: &mut JoinSet<()>,
+        metrics: &Arc<Metrics>,
         shutdown: &CancellationToken,
     ) -> Self {
-        let mut spawner = Spawner { client, namespaces, wake, tasks, shutdown, listed: Vec::new() };
+        let mut spawner = Spawner { client, namespaces, wake, tasks, metrics, shutdown, listed: Vec::new() };
         let ingresses = spawner.namespaced::<Ingress>(watcher::Config::default());
         let services = spawner.namespaced::<Service>(watcher::Config::default());
         let endpoint_slices = spawner.namespaced::<EndpointSlice>(watcher::Config::default());
@@ -125,8 +128,21 @@ struct Spawner<'a> {
     namespaces: &'a [String],
     wake: &'a Arc<Notify>,
     tasks: &'a mut JoinSet<()>,
+    metrics: &'a Arc<Metrics>,
     shutdown: &'a CancellationToken,
     listed: Vec<Arc<AtomicBool>>,
+}
+
+/// The `resource` label of a kind: one of a fixed set of words.
+fn resource_label<K: Resource<DynamicType = ()>>() -> &'static str {
+    match K::plural(&()).as_ref() {
+        "ingresses" => "ingresses",
+        "ingressclasses" => "ingressclasses",
+        "services" => "services",
+        "endpointslices" => "endpointslices",
+        "secrets" => "secrets",
+        _ => "other",
+    }
 }
 
 impl Spawner<'_> {
@@ -166,6 +182,8 @@ impl Spawner<'_> {
         let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
         let wake = self.wake.clone();
         let shutdown = self.shutdown.clone();
+        let metrics = self.metrics.clone();
+        let resource = resource_label::<K>();
         let mut health = Health::new(what.to_owned());
         self.tasks.spawn(async move {
             let mut stream = std::pin::pin!(stream);
@@ -181,8 +199,14 @@ impl Spawner<'_> {
                             wake.notify_one();
                         }
                     }
-                    Some(Err(err)) => health.error(&err),
+                    Some(Err(err)) => {
+                        metrics.api_error(watch_error_kind(&err));
+                        health.error(&err);
+                    }
                     None => return,
+                }
+                if health.take_restart() {
+                    metrics.watch_restart(resource);
                 }
             }
         });
