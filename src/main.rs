@@ -330,18 +330,10 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
 fn run(args: &RunArgs, begun: Instant) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
     init_logging(&config)?;
-    // One worker: a single-threaded scheduler, as an nginx worker is. It skips the
-    // work-stealing bookkeeping (atomics on every wake) that one thread has no use for;
-    // compiles and file scans still go to the blocking pool either way.
-    let mut runtime = match config.worker_threads {
-        Some(0 | 1) => tokio::runtime::Builder::new_current_thread(),
-        Some(n) => {
-            let mut multi = tokio::runtime::Builder::new_multi_thread();
-            multi.worker_threads(n.max(1));
-            multi
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
-    };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.worker_threads {
+        runtime.worker_threads(n.max(1));
+    }
     let runtime = runtime.enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async {
         // Listen for signals before anything can report ready.
