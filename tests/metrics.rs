@@ -201,3 +201,56 @@ async fn upstream_pool_counts_one_connection_and_every_later_request_as_a_reuse(
     assert_eq!(value(&text, "lintel_upstream_connections_reused_total", &web_labels), Some((N - 1) as f64));
     proxy.shutdown();
 }
+
+#[tokio::test]
+async fn endpoint_states_follow_active_checks_and_passive_ejection() {
+    use support::scrape::value;
+
+    let web = Upstream::start("web").await;
+    // Connects to these are refused: `checked` fails its active health check, `flaky`
+    // fails the requests sent to it.
+    let (down_a, down_b) = (RefusingPort::new(), RefusingPort::new());
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = [
+        CLASS_YAML.to_owned(),
+        service_yaml("web", &[web.addr]),
+        service_yaml("checked", &[down_a.addr]),
+        service_yaml("flaky", &[down_b.addr]),
+        ingress_yaml("site", "site.example.com", &[("/", "Prefix", "web")]),
+        annotated_ingress_yaml(
+            "checked",
+            "checked.example.com",
+            &[("/", "Prefix", "checked")],
+            &[
+                ("lintel.dev/health-check-path", "/health"),
+                ("lintel.dev/health-check-interval", "100ms"),
+                ("lintel.dev/health-check-timeout", "1s"),
+                ("lintel.dev/health-check-unhealthy-threshold", "2"),
+            ],
+        ),
+        ingress_yaml("flaky", "flaky.example.com", &[("/", "Prefix", "flaky")]),
+    ]
+    .join("---\n");
+    std::fs::write(dir.path().join("site.yaml"), yaml).unwrap();
+    let proxy = start_proxy(dir.path(), |c| c.access_log.enabled = false).await;
+    let c = client();
+    for _ in 0..3 {
+        let (status, _, _) = get(&c, proxy.http_addr, "flaky.example.com", "/").await;
+        assert_eq!(status, 502);
+    }
+    let state = |text: &str, service: &str, state: &str| {
+        value(text, "lintel_upstream_endpoints", &[("service", service), ("state", state)])
+    };
+    let admin = proxy.admin_addr;
+    eventually("the checked endpoint turns unhealthy", std::time::Duration::from_secs(5), || async move {
+        let (_, _, text) = get(&client(), admin, "localhost", "/metrics").await;
+        state(&text, "checked", "unhealthy") == Some(1.0)
+    })
+    .await;
+    let (_, _, text) = get(&client(), admin, "localhost", "/metrics").await;
+    assert_eq!(state(&text, "checked", "healthy"), Some(0.0));
+    assert_eq!(state(&text, "flaky", "ejected"), Some(1.0), "three refused connects eject it");
+    assert_eq!(state(&text, "flaky", "healthy"), Some(0.0));
+    assert_eq!(state(&text, "web", "healthy"), Some(1.0));
+    assert_eq!(state(&text, "web", "unhealthy"), Some(0.0));
+}

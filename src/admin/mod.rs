@@ -75,7 +75,7 @@ fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
             let live = state.live.load_full();
             json(&crate::report::RoutesReport::new(&live.compiled))
         }
-        "/metrics" => match state.metrics.encode() {
+        "/metrics" => match scrape(state) {
             Ok(body) => {
                 let mut response = Response::new(Full::new(Bytes::from(body)));
                 response
@@ -95,6 +95,13 @@ fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
         }
         _ => text(StatusCode::NOT_FOUND, "not found (try /healthz, /readyz, /routes, /metrics, /explain)\n"),
     }
+}
+
+/// The metrics text, with endpoint health states read as of now.
+fn scrape(state: &AdminState) -> Result<String, std::fmt::Error> {
+    let live = state.live.load();
+    state.metrics.refresh_endpoint_states(&live.compiled.table, &live.groups);
+    state.metrics.encode()
 }
 
 fn json(value: &impl serde::Serialize) -> Response<Full<Bytes>> {

@@ -7,6 +7,7 @@ pub mod histogram;
 pub mod labels;
 pub mod route;
 
+use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -45,7 +46,8 @@ pub struct Metrics {
     proxy_errors: Family<KindLabels, Counter>,
     // Upstreams.
     endpoints: Family<EndpointStateLabels, Gauge>,
-    endpoint_series: Mutex<Vec<EndpointStateLabels>>,
+    /// The series of the table in service, so a scrape refreshes only those.
+    endpoint_series: Mutex<HashSet<EndpointStateLabels>>,
     connect_errors: Family<BackendLabels, Counter>,
     retries: Family<BackendReasonLabels, Counter>,
     timeouts: Family<BackendReasonLabels, Counter>,
@@ -380,7 +382,7 @@ impl Metrics {
     /// Endpoint counts from the table about to go into service (every resolved endpoint is
     /// `healthy` until health checks say otherwise); backends no longer in it are dropped.
     pub fn set_endpoints_from_table(&self, table: &RouteTable) {
-        let mut series = Vec::new();
+        let mut series = HashSet::new();
         for backend in table.backends() {
             let id = &backend.id;
             let n = i64::try_from(backend.endpoints.len()).unwrap_or(i64::MAX);
@@ -388,7 +390,7 @@ impl Metrics {
             let port = id.port.to_string();
             self.set_endpoint_states(&id.namespace, &id.service, &port, &[(state, n)]);
             for state in ENDPOINT_STATES {
-                series.push(EndpointStateLabels {
+                series.insert(EndpointStateLabels {
                     namespace: id.namespace.clone(),
                     service: id.service.clone(),
                     port: port.clone(),
@@ -401,6 +403,46 @@ impl Metrics {
             self.endpoints.remove(stale);
         }
         *previous = series;
+    }
+
+    /// Endpoint counts by what health checks and passive ejection say now; called when
+    /// `/metrics` is scraped. An endpoint failing its active check is `unhealthy`, one
+    /// ejected by passive failures `ejected`, a serving one `terminating` when its backend
+    /// only has terminating endpoints left, else `healthy`. Only backends of the table in
+    /// service are refreshed (a scrape racing a swap never brings back a removed backend).
+    pub fn refresh_endpoint_states(&self, table: &RouteTable, groups: &[Arc<crate::upstream::Group>]) {
+        let series = self.endpoint_series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = tokio::time::Instant::now();
+        for (backend, group) in table.backends().iter().zip(groups) {
+            let id = &backend.id;
+            let mut counts = [0i64; 4];
+            for endpoint in group.endpoints() {
+                let state = if !endpoint.is_healthy() {
+                    1
+                } else if !endpoint.is_available(now) {
+                    2
+                } else if backend.terminating_fallback {
+                    3
+                } else {
+                    0
+                };
+                if let Some(n) = counts.get_mut(state) {
+                    *n += 1;
+                }
+            }
+            let port = id.port.to_string();
+            for (state, n) in ENDPOINT_STATES.into_iter().zip(counts) {
+                let labels = EndpointStateLabels {
+                    namespace: id.namespace.clone(),
+                    service: id.service.clone(),
+                    port: port.clone(),
+                    state,
+                };
+                if series.contains(&labels) {
+                    self.endpoints.get_or_create(&labels).set(n);
+                }
+            }
+        }
     }
 
     pub fn upstream_connect_error(&self, namespace: &str, service: &str) {

@@ -127,7 +127,13 @@ fn address_value(address: IpAddr) -> Option<HeaderValue> {
             len += 1;
         }
         let digits = [octet / 100, octet / 10 % 10, octet % 10];
-        let skip = if octet >= 100 { 0 } else if octet >= 10 { 1 } else { 2 };
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
         for d in &digits[skip..] {
             out[len] = b'0' + d;
             len += 1;
@@ -194,7 +200,8 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
         // Names listed in `Connection` go too. The usual tokens (`keep-alive`, `close`,
         // `upgrade`) are in the fixed set or name no header: no lookup for them.
         let mut listed: Vec<HeaderName> = Vec::new();
-        for token in headers.get_all(header::CONNECTION).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','))
+        for token in
+            headers.get_all(header::CONNECTION).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','))
         {
             let token = token.trim();
             if token.is_empty() || ["keep-alive", "close", "upgrade"].iter().any(|t| token.eq_ignore_ascii_case(t)) {
