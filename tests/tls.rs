@@ -247,17 +247,14 @@ async fn redirect_to_port_443_leaves_the_port_out() {
 #[tokio::test]
 async fn hsts_is_sent_on_https_only() {
     let ca = TestCa::new();
-    let a = ca.leaf(&["a.test"]);
+    let a = ca.leaf(&["a.test", "b.test"]);
+    let hsts = [("lintel.dev/hsts", "max-age=31536000; includeSubDomains"), ("lintel.dev/ssl-redirect", "false")];
+    // b.test's Service does not exist: its answers are the proxy's own 503s.
+    let broken =
+        ingress_yaml("b", &["b.test"], Some((&["b.test"], "a-tls")), &hsts).replace("name: echo", "name: gone");
     let dir = manifests(&[
-        (
-            "a.yaml",
-            ingress_yaml(
-                "a",
-                &["a.test"],
-                Some((&["a.test"], "a-tls")),
-                &[("lintel.dev/hsts", "max-age=31536000; includeSubDomains"), ("lintel.dev/ssl-redirect", "false")],
-            ),
-        ),
+        ("a.yaml", ingress_yaml("a", &["a.test"], Some((&["a.test"], "a-tls")), &hsts)),
+        ("b.yaml", broken),
         ("s.yaml", secret_yaml("a-tls", &a.chain_pem, &a.key_pem)),
     ])
     .await;
@@ -268,6 +265,11 @@ async fn hsts_is_sent_on_https_only() {
     let plain = http_get(lintel.http_addr, "a.test", "/").await;
     assert_eq!(plain.status, StatusCode::OK);
     assert!(!plain.headers.contains_key("strict-transport-security"));
+    // The policy holds for the proxy's own error answers too, as nginx's `always` does.
+    let tls = handshake(lintel.https_addr, ca.client(&[]), "b.test").await.unwrap();
+    let answer = H1::new(tls).await.get("b.test", "/").await.unwrap();
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.headers["strict-transport-security"], "max-age=31536000; includeSubDomains");
     lintel.shutdown();
 }
 

@@ -105,7 +105,9 @@ impl Proxy {
                     error::Side::Upstream => tracing::warn!(error = %err, "upstream failure"),
                 }
                 observe::count_error(&self.observe.metrics, &err, matched.route.as_deref());
-                err.into_response()
+                let mut response = err.into_response();
+                redirect::add_hsts(&mut response, matched.hsts.as_ref());
+                response
             }
         };
         exchange.finish(response, matched, &self.observe.metrics)
@@ -142,6 +144,9 @@ impl Proxy {
             let group = live.groups.get(route.backend).cloned().ok_or(ProxyError::NoRoute)?;
             (group, route.policy.clone())
         };
+        if client.scheme == "https" {
+            matched.hsts.clone_from(&policy.hsts);
+        }
         if let Err(refusal) = policy.source.check(address) {
             let enforced = policy.source.mode == FilterMode::Enforce;
             tracing::info!(client = %address, from = %origin, peer = %client.address, backend = %group.name, reason = refusal.as_str(), enforced, "source address refused");
@@ -175,9 +180,7 @@ impl Proxy {
             route.record_upstream_time(took);
         }
         let mut response = forward::client_response(response.map(ProxyBody::Upstream));
-        if client.scheme == "https" {
-            redirect::add_hsts(&mut response, policy.hsts.as_ref());
-        }
+        redirect::add_hsts(&mut response, matched.hsts.as_ref());
         Ok(response)
     }
 }

@@ -41,6 +41,9 @@ pub struct Matched {
     pub client: Option<IpAddr>,
     /// Request body bytes sent upstream; `None` for bodiless requests.
     pub bytes_in: Option<Arc<AtomicU64>>,
+    /// The route's `Strict-Transport-Security`, on HTTPS: set on every answer, the proxy's
+    /// own errors included.
+    pub hsts: Option<HeaderValue>,
 }
 
 impl Matched {
