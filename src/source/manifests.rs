@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::kube::lenient::strip;
 use super::{Loaded, Snapshot};
 use crate::diagnostic::{Diagnostic, Subject};
 
@@ -251,11 +252,16 @@ type Parsed = (Vec<(Object, usize)>, Vec<(usize, String)>);
 
 /// Parses one file. A syntax error fails the whole file (`Err((line, message))`); a document
 /// that is valid YAML but not a valid object only loses that object.
+///
+/// Each document becomes typed objects as soon as it is parsed, so only one document's
+/// generic tree is alive at a time (holding all of them first made the parse of a large file
+/// peak at several times the size of its objects).
 fn parse_file(path: &Path, text: &str) -> Result<Parsed, (Option<usize>, String)> {
-    let mut docs = Vec::new();
+    let mut objects = Vec::new();
+    let mut problems = Vec::new();
     if path.extension().is_some_and(|e| e == "json") {
         let value: Value = serde_json::from_str(text).map_err(|e| (Some(e.line()), format!("invalid JSON: {e}")))?;
-        docs.push((1, value));
+        collect_objects(value, 1, &mut objects, &mut problems);
     } else {
         for (start_line, doc) in split_yaml_documents(text) {
             let value: Value = match serde_norway::from_str(doc) {
@@ -272,14 +278,10 @@ fn parse_file(path: &Path, text: &str) -> Result<Parsed, (Option<usize>, String)
                     return Err((Some(line), message));
                 }
             };
-            docs.push((start_line, value));
+            collect_objects(value, start_line, &mut objects, &mut problems);
         }
     }
-    let mut objects = Vec::new();
-    let mut problems = Vec::new();
-    for (line, value) in docs {
-        collect_objects(value, line, &mut objects, &mut problems);
-    }
+    objects.shrink_to_fit();
     Ok((objects, problems))
 }
 
@@ -305,8 +307,13 @@ fn split_yaml_documents(text: &str) -> Vec<(usize, &str)> {
     docs
 }
 
-fn collect_objects(value: Value, line: usize, objects: &mut Vec<(Object, usize)>, problems: &mut Vec<(usize, String)>) {
-    let Value::Object(map) = &value else {
+fn collect_objects(
+    mut value: Value,
+    line: usize,
+    objects: &mut Vec<(Object, usize)>,
+    problems: &mut Vec<(usize, String)>,
+) {
+    let Value::Object(map) = &mut value else {
         if !value.is_null() {
             problems.push((line, "document is not a Kubernetes object (expected a mapping)".to_owned()));
         }
@@ -315,13 +322,16 @@ fn collect_objects(value: Value, line: usize, objects: &mut Vec<(Object, usize)>
     let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
     let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
     if kind.ends_with("List") {
-        if let Some(Value::Array(items)) = map.get("items") {
-            for item in items.clone() {
+        if let Some(Value::Array(items)) = map.remove("items") {
+            for item in items {
                 collect_objects(item, line, objects, problems);
             }
         }
         return;
     }
+    // What Lintel never reads and should not hold (as the Kubernetes source does): objects
+    // saved with `kubectl get -o yaml` carry both.
+    strip(&mut value);
     let object = match (api_version.as_str(), kind.as_str()) {
         ("networking.k8s.io/v1", "Ingress") => typed(value).map(Object::Ingress),
         ("networking.k8s.io/v1", "IngressClass") => typed(value).map(Object::IngressClass),

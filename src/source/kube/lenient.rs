@@ -40,7 +40,7 @@ impl<'de, K: DeserializeOwned> Deserialize<'de> for Lenient<K> {
 }
 
 /// Removes the fields Lintel never reads and that can be large (or secret).
-fn strip(value: &mut Value) {
+pub(crate) fn strip(value: &mut Value) {
     let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) else { return };
     meta.remove("managedFields");
     if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
