@@ -122,27 +122,23 @@ impl ManifestDir {
             if self.files.get(path).is_some_and(|f| f.stamp == *stamp && !stamp.is_recent()) {
                 continue;
             }
-            let previous = self.files.remove(path);
-            let before = previous.as_ref().map(|f| (f.objects.clone(), f.diagnostics.clone()));
-            let read = self.read_file(path, *stamp, previous);
-            if let Some((objects, diagnostics)) = &before
-                && read.objects.len() < objects.len()
-                && stamp.is_recent()
-            {
+            let mut previous = self.files.remove(path);
+            let (read, reused) = self.read_file(path, *stamp, &mut previous);
+            let Some(previous) = previous else {
+                changed = true;
+                self.files.insert(path.clone(), read);
+                continue;
+            };
+            if !reused && read.objects.len() < previous.objects.len() && stamp.is_recent() {
                 // Fewer objects in a file that is still being written is most likely a writer
                 // caught between truncating and writing: keep the last version until the
                 // file has been quiet for a moment, then believe it.
                 self.settling = true;
-                let kept = CachedFile {
-                    stamp: Stamp { len: u64::MAX, modified: None },
-                    objects: objects.clone(),
-                    diagnostics: diagnostics.clone(),
-                };
+                let kept = CachedFile { stamp: Stamp { len: u64::MAX, modified: None }, ..previous };
                 self.files.insert(path.clone(), kept);
                 continue;
             }
-            changed |=
-                before.is_none_or(|(objects, diagnostics)| objects != read.objects || diagnostics != read.diagnostics);
+            changed |= previous.diagnostics != read.diagnostics || (!reused && previous.objects != read.objects);
             self.files.insert(path.clone(), read);
         }
         self.scanned_once = true;
@@ -161,7 +157,9 @@ impl ManifestDir {
         Subject::File { path: shown.display().to_string(), line }
     }
 
-    fn read_file(&self, path: &Path, stamp: Stamp, previous: Option<CachedFile>) -> CachedFile {
+    /// Reads one file. When it does not parse and `previous` had objects, they are moved out
+    /// of `previous` into the result (kept, not copied), and the flag returned is true.
+    fn read_file(&self, path: &Path, stamp: Stamp, previous: &mut Option<CachedFile>) -> (CachedFile, bool) {
         let parsed = std::fs::read_to_string(path)
             .map_err(|e| (None, format!("cannot read: {e}")))
             .and_then(|text| parse_file(path, &text));
@@ -171,21 +169,20 @@ impl ManifestDir {
                     .into_iter()
                     .map(|(line, msg)| Diagnostic::error(self.file_subject(path, Some(line)), "", msg))
                     .collect();
-                CachedFile { stamp, objects, diagnostics }
+                (CachedFile { stamp, objects, diagnostics }, false)
             }
             Err((line, msg)) => {
                 let subject = self.file_subject(path, line);
-                match previous {
+                match previous.as_mut() {
                     Some(prev) if !prev.objects.is_empty() => {
                         let msg = format!("{msg} (keeping the objects from its last good version)");
                         let diagnostics = vec![Diagnostic::error(subject, "", msg)];
-                        CachedFile { stamp, objects: prev.objects, diagnostics }
+                        (CachedFile { stamp, objects: std::mem::take(&mut prev.objects), diagnostics }, true)
                     }
-                    _ => CachedFile {
-                        stamp,
-                        objects: Vec::new(),
-                        diagnostics: vec![Diagnostic::error(subject, "", msg)],
-                    },
+                    _ => {
+                        let diagnostics = vec![Diagnostic::error(subject, "", msg)];
+                        (CachedFile { stamp, objects: Vec::new(), diagnostics }, false)
+                    }
                 }
             }
         }
