@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use k8s_openapi::Metadata;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
@@ -23,11 +25,11 @@ use crate::diagnostic::{Diagnostic, Subject};
 /// One object read from a file.
 #[derive(Debug, Clone, PartialEq)]
 enum Object {
-    Ingress(Box<Ingress>),
-    IngressClass(Box<IngressClass>),
-    Service(Box<Service>),
-    EndpointSlice(Box<EndpointSlice>),
-    Secret(Box<Secret>),
+    Ingress(Arc<Ingress>),
+    IngressClass(Arc<IngressClass>),
+    Service(Arc<Service>),
+    EndpointSlice(Arc<EndpointSlice>),
+    Secret(Arc<Secret>),
 }
 
 impl Object {
@@ -212,11 +214,11 @@ impl ManifestDir {
 
 fn push_object(snapshot: &mut Snapshot, object: Object) {
     match object {
-        Object::Ingress(o) => snapshot.ingresses.push(*o),
-        Object::IngressClass(o) => snapshot.ingress_classes.push(*o),
-        Object::Service(o) => snapshot.services.push(*o),
-        Object::EndpointSlice(o) => snapshot.endpoint_slices.push(*o),
-        Object::Secret(o) => snapshot.secrets.push(*o),
+        Object::Ingress(o) => snapshot.ingresses.push(o),
+        Object::IngressClass(o) => snapshot.ingress_classes.push(o),
+        Object::Service(o) => snapshot.services.push(o),
+        Object::EndpointSlice(o) => snapshot.endpoint_slices.push(o),
+        Object::Secret(o) => snapshot.secrets.push(o),
     }
 }
 
@@ -330,40 +332,33 @@ fn collect_objects(
     // saved with `kubectl get -o yaml` carry both.
     strip(&mut value);
     let object = match (api_version.as_str(), kind.as_str()) {
-        ("networking.k8s.io/v1", "Ingress") => typed(value).map(Object::Ingress),
-        ("networking.k8s.io/v1", "IngressClass") => typed(value).map(Object::IngressClass),
-        ("v1", "Service") => typed(value).map(Object::Service),
-        ("discovery.k8s.io/v1", "EndpointSlice") => typed(value).map(Object::EndpointSlice),
-        ("v1", "Secret") => typed(value).map(Object::Secret),
+        ("networking.k8s.io/v1", "Ingress") => typed(value, true).map(Object::Ingress),
+        ("networking.k8s.io/v1", "IngressClass") => typed(value, false).map(Object::IngressClass),
+        ("v1", "Service") => typed(value, true).map(Object::Service),
+        ("discovery.k8s.io/v1", "EndpointSlice") => typed(value, true).map(Object::EndpointSlice),
+        ("v1", "Secret") => typed(value, true).map(Object::Secret),
         (_, "Ingress" | "IngressClass" | "Service" | "EndpointSlice" | "Secret") => {
             Err(format!("{kind} with apiVersion {api_version:?} is not supported; use the GA version"))
         }
         _ => return, // Other kinds (Deployments, ConfigMaps...) are not ours to read.
     };
     match object {
-        Ok(mut object) => {
-            default_namespace(&mut object);
-            objects.push((object, line));
-        }
+        Ok(object) => objects.push((object, line)),
         Err(msg) => problems.push((line, msg)),
     }
 }
 
-fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<Box<T>, String> {
-    serde_json::from_value(value).map(Box::new).map_err(|e| format!("invalid object: {e}"))
-}
-
-/// Objects without a namespace land in `default`, as `kubectl apply` would put them.
-/// IngressClass is cluster-scoped and keeps none.
-fn default_namespace(object: &mut Object) {
-    let meta = match object {
-        Object::Ingress(o) => &mut o.metadata,
-        Object::Service(o) => &mut o.metadata,
-        Object::EndpointSlice(o) => &mut o.metadata,
-        Object::Secret(o) => &mut o.metadata,
-        Object::IngressClass(_) => return,
-    };
-    meta.namespace.get_or_insert_with(|| "default".to_owned());
+/// The typed object. A `namespaced` object without a namespace lands in `default`, as
+/// `kubectl apply` would put it; IngressClass is cluster-scoped and keeps none.
+fn typed<T>(value: Value, namespaced: bool) -> Result<Arc<T>, String>
+where
+    T: serde::de::DeserializeOwned + Metadata<Ty = ObjectMeta>,
+{
+    let mut object: T = serde_json::from_value(value).map_err(|e| format!("invalid object: {e}"))?;
+    if namespaced {
+        object.metadata_mut().namespace.get_or_insert_with(|| "default".to_owned());
+    }
+    Ok(Arc::new(object))
 }
 
 /// Parses manifests held in memory as if they were one YAML file named `name`: for tests,
@@ -372,8 +367,7 @@ pub fn load_str(name: &str, text: &str) -> Loaded {
     let mut loaded = Loaded::default();
     match parse_file(Path::new(name), text) {
         Ok((objects, problems)) => {
-            for (mut object, _) in objects {
-                default_namespace(&mut object);
+            for (object, _) in objects {
                 push_object(&mut loaded.snapshot, object);
             }
             for (line, msg) in problems {
