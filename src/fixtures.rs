@@ -2,6 +2,7 @@
 //! with its own host and a few paths, over Services with one ready endpoint each.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
@@ -40,24 +41,24 @@ pub fn host(i: usize) -> String {
 pub fn snapshot(ingresses: usize, paths_each: usize, services: usize) -> Snapshot {
     let services = services.max(1);
     let mut snapshot = Snapshot::default();
-    snapshot.ingress_classes.push(IngressClass {
+    snapshot.ingress_classes.push(Arc::new(IngressClass {
         metadata: meta("lintel", None),
         spec: Some(IngressClassSpec { controller: Some("lintel.dev/ingress-controller".to_owned()), parameters: None }),
-    });
+    }));
     for s in 0..services {
         let name = format!("svc-{s}");
-        snapshot.services.push(Service {
+        snapshot.services.push(Arc::new(Service {
             metadata: meta(&name, Some("default")),
             spec: Some(ServiceSpec {
                 ports: Some(vec![ServicePort { name: Some("http".to_owned()), port: 80, ..ServicePort::default() }]),
                 ..ServiceSpec::default()
             }),
             ..Service::default()
-        });
+        }));
         let octets = [10, ((s >> 16) & 0xff) as u8, ((s >> 8) & 0xff) as u8, (s & 0xff) as u8];
         let mut slice_meta = meta(&format!("{name}-1"), Some("default"));
         slice_meta.labels = Some(BTreeMap::from([("kubernetes.io/service-name".to_owned(), name.clone())]));
-        snapshot.endpoint_slices.push(EndpointSlice {
+        snapshot.endpoint_slices.push(Arc::new(EndpointSlice {
             metadata: slice_meta,
             address_type: "IPv4".to_owned(),
             ports: Some(vec![EndpointPort {
@@ -69,7 +70,7 @@ pub fn snapshot(ingresses: usize, paths_each: usize, services: usize) -> Snapsho
                 addresses: vec![format!("{}.{}.{}.{}", octets[0], octets[1], octets[2], octets[3])],
                 ..Endpoint::default()
             }],
-        });
+        }));
     }
     for i in 0..ingresses {
         let backend = IngressBackend {
@@ -88,7 +89,7 @@ pub fn snapshot(ingresses: usize, paths_each: usize, services: usize) -> Snapsho
                 backend: backend.clone(),
             })
             .collect();
-        snapshot.ingresses.push(Ingress {
+        snapshot.ingresses.push(Arc::new(Ingress {
             metadata: meta(&format!("ing-{i}"), Some("default")),
             spec: Some(IngressSpec {
                 ingress_class_name: Some("lintel".to_owned()),
@@ -96,7 +97,7 @@ pub fn snapshot(ingresses: usize, paths_each: usize, services: usize) -> Snapsho
                 ..IngressSpec::default()
             }),
             ..Ingress::default()
-        });
+        }));
     }
     snapshot
 }

@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let mut snapshot = fixtures::snapshot(1, 2, 1);
     let annotations: BTreeMap<String, String> =
         text.split('\n').zip(KEYS).map(|(value, key)| (key.to_owned(), value.to_owned())).collect();
-    let ingress: &mut Ingress = &mut snapshot.ingresses[0];
+    let ingress: &mut Ingress = std::sync::Arc::make_mut(&mut snapshot.ingresses[0]);
     ingress.metadata.annotations = Some(annotations.clone());
     let compiled = compile(&snapshot, &CompileOptions::default());
     let allow = annotations.get(KEYS[0]).map(String::as_str);

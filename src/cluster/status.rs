@@ -48,7 +48,7 @@ fn current(ingress: &Ingress) -> Addresses {
 /// Whether the Ingress is another controller's: it names an existing IngressClass of another
 /// controller, names another class in the legacy annotation, or has no class while another
 /// controller's class is the default.
-pub fn belongs_to_another(ingress: &Ingress, classes: &[IngressClass], options: &CompileOptions) -> bool {
+pub fn belongs_to_another(ingress: &Ingress, classes: &[Arc<IngressClass>], options: &CompileOptions) -> bool {
     let controller_of =
         |class: &IngressClass| class.spec.as_ref().and_then(|s| s.controller.as_deref()).unwrap_or_default().to_owned();
     let class_name = ingress.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref());
@@ -70,8 +70,8 @@ pub fn belongs_to_another(ingress: &Ingress, classes: &[IngressClass], options: 
 /// table serves; `written` those this leader set itself (cleared when no longer served, even
 /// if the published address changed since).
 pub fn plan(
-    ingresses: &[Ingress],
-    classes: &[IngressClass],
+    ingresses: &[Arc<Ingress>],
+    classes: &[Arc<IngressClass>],
     served: &HashSet<&str>,
     ours: &Addresses,
     written: &HashSet<String>,
@@ -248,8 +248,10 @@ mod tests {
         }
     }
 
-    fn classes() -> Vec<IngressClass> {
-        vec![class("lintel", "lintel.dev/ingress-controller", false), class("nginx", "k8s.io/ingress-nginx", false)]
+    fn classes() -> Vec<Arc<IngressClass>> {
+        [class("lintel", "lintel.dev/ingress-controller", false), class("nginx", "k8s.io/ingress-nginx", false)]
+            .map(Arc::new)
+            .into()
     }
 
     fn change(name: &str, addresses: &[&str]) -> Change {
@@ -263,7 +265,8 @@ mod tests {
     fn run_plan(ingresses: &[Ingress], served: &[&str], written: &[&str]) -> Vec<Change> {
         let served: HashSet<&str> = served.iter().copied().collect();
         let written: HashSet<String> = written.iter().map(|s| (*s).to_owned()).collect();
-        plan(ingresses, &classes(), &served, &vec![ip("192.0.2.10")], &written, &CompileOptions::default())
+        let ingresses: Vec<_> = ingresses.iter().cloned().map(Arc::new).collect();
+        plan(&ingresses, &classes(), &served, &vec![ip("192.0.2.10")], &written, &CompileOptions::default())
     }
 
     #[test]
@@ -298,7 +301,7 @@ mod tests {
 
     #[test]
     fn no_class_under_another_default_class_is_not_ours() {
-        let classes = vec![class("nginx", "k8s.io/ingress-nginx", true)];
+        let classes = vec![Arc::new(class("nginx", "k8s.io/ingress-nginx", true))];
         let options = CompileOptions::default();
         assert!(belongs_to_another(&ingress("a", None, &[]), &classes, &options));
         assert!(!belongs_to_another(&ingress("a", None, &[]), &[], &options));

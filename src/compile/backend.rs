@@ -34,7 +34,7 @@ impl<'a> Resolver<'a> {
         let mut services = HashMap::new();
         for svc in &snapshot.services {
             if let (Some(ns), Some(name)) = (svc.metadata.namespace.as_deref(), svc.metadata.name.as_deref()) {
-                services.insert((ns, name), svc);
+                services.insert((ns, name), &**svc);
             }
         }
         let mut slices: HashMap<_, Vec<_>> = HashMap::new();
@@ -43,7 +43,7 @@ impl<'a> Resolver<'a> {
             if let (Some(ns), Some(svc)) =
                 (slice.metadata.namespace.as_deref(), labels.and_then(|l| l.get(SERVICE_NAME_LABEL)))
             {
-                slices.entry((ns, svc.as_str())).or_default().push(slice);
+                slices.entry((ns, svc.as_str())).or_default().push(&**slice);
             }
         }
         Self { services, slices, resolved: HashMap::new() }

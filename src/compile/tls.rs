@@ -72,7 +72,7 @@ impl<'a> Certs<'a> {
         let mut secrets = HashMap::new();
         for secret in &snapshot.secrets {
             if let (Some(ns), Some(name)) = (secret.metadata.namespace.as_deref(), secret.metadata.name.as_deref()) {
-                secrets.insert((ns, name), secret);
+                secrets.insert((ns, name), &**secret);
             }
         }
         Self { secrets, cache, loaded: HashMap::new() }

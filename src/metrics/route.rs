@@ -73,10 +73,19 @@ pub struct Outcome {
 }
 
 /// The handles of one route owner: namespace, Ingress, Service.
+///
+/// The handles themselves are allocated on the owner's first request: a table of 10,000
+/// Ingresses keeps one small struct per owner, not 83 cells each, until traffic arrives.
 #[derive(Debug)]
 pub struct RouteMetrics {
     labels: RouteLabels,
     families: Arc<RequestFamilies>,
+    handles: OnceLock<Box<Handles>>,
+}
+
+/// The series of one owner, each created on its first use.
+#[derive(Debug)]
+struct Handles {
     requests: [OnceLock<Counter>; SLOTS],
     durations: [OnceLock<AtomicHistogram>; SLOTS],
     request_size: OnceLock<AtomicHistogram>,
@@ -84,17 +93,25 @@ pub struct RouteMetrics {
     upstream_time: OnceLock<AtomicHistogram>,
 }
 
-impl RouteMetrics {
-    pub fn new(labels: RouteLabels, families: Arc<RequestFamilies>) -> Self {
-        Self {
-            labels,
-            families,
+impl Handles {
+    fn new() -> Box<Self> {
+        Box::new(Self {
             requests: std::array::from_fn(|_| OnceLock::new()),
             durations: std::array::from_fn(|_| OnceLock::new()),
             request_size: OnceLock::new(),
             response_size: OnceLock::new(),
             upstream_time: OnceLock::new(),
-        }
+        })
+    }
+}
+
+impl RouteMetrics {
+    pub fn new(labels: RouteLabels, families: Arc<RequestFamilies>) -> Self {
+        Self { labels, families, handles: OnceLock::new() }
+    }
+
+    fn handles(&self) -> &Handles {
+        self.handles.get_or_init(Handles::new)
     }
 
     pub fn namespace(&self) -> &str {
@@ -120,30 +137,37 @@ impl RouteMetrics {
     pub fn record(&self, outcome: &Outcome) {
         let slot = outcome.method.0 * STATUSES.len() + status_class(outcome.status);
         let families = &self.families;
-        if let Some(cell) = self.requests.get(slot) {
+        let handles = self.handles();
+        if let Some(cell) = handles.requests.get(slot) {
             cell.get_or_init(|| families.requests.get_or_create_owned(&self.request_labels(slot))).inc();
         }
-        if let Some(cell) = self.durations.get(slot) {
+        if let Some(cell) = handles.durations.get(slot) {
             cell.get_or_init(|| families.durations.get_or_create_owned(&self.request_labels(slot)))
                 .observe_duration(outcome.elapsed);
         }
-        self.request_size
+        handles
+            .request_size
             .get_or_init(|| families.request_sizes.get_or_create_owned(&self.labels))
             .observe(outcome.bytes_in);
-        self.response_size
+        handles
+            .response_size
             .get_or_init(|| families.response_sizes.get_or_create_owned(&self.labels))
             .observe(outcome.bytes_out);
     }
 
     /// Time from sending the request upstream to its response header.
     pub fn record_upstream_time(&self, elapsed: Duration) {
-        self.upstream_time
+        self.handles()
+            .upstream_time
             .get_or_init(|| self.families.upstream_times.get_or_create_owned(&self.labels))
             .observe_duration(elapsed);
     }
 
     /// Removes this owner's series (its routes are gone from the table).
     fn forget(&self) {
+        if self.handles.get().is_none() {
+            return; // never used: it has no series
+        }
         for slot in 0..SLOTS {
             let labels = self.request_labels(slot);
             self.families.requests.remove(&labels);

@@ -9,24 +9,27 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use k8s_openapi::Metadata;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::kube::lenient::strip;
 use super::{Loaded, Snapshot};
 use crate::diagnostic::{Diagnostic, Subject};
 
 /// One object read from a file.
 #[derive(Debug, Clone, PartialEq)]
 enum Object {
-    Ingress(Box<Ingress>),
-    IngressClass(Box<IngressClass>),
-    Service(Box<Service>),
-    EndpointSlice(Box<EndpointSlice>),
-    Secret(Box<Secret>),
+    Ingress(Arc<Ingress>),
+    IngressClass(Arc<IngressClass>),
+    Service(Arc<Service>),
+    EndpointSlice(Arc<EndpointSlice>),
+    Secret(Arc<Secret>),
 }
 
 impl Object {
@@ -121,27 +124,23 @@ impl ManifestDir {
             if self.files.get(path).is_some_and(|f| f.stamp == *stamp && !stamp.is_recent()) {
                 continue;
             }
-            let previous = self.files.remove(path);
-            let before = previous.as_ref().map(|f| (f.objects.clone(), f.diagnostics.clone()));
-            let read = self.read_file(path, *stamp, previous);
-            if let Some((objects, diagnostics)) = &before
-                && read.objects.len() < objects.len()
-                && stamp.is_recent()
-            {
+            let mut previous = self.files.remove(path);
+            let (read, reused) = self.read_file(path, *stamp, &mut previous);
+            let Some(previous) = previous else {
+                changed = true;
+                self.files.insert(path.clone(), read);
+                continue;
+            };
+            if !reused && read.objects.len() < previous.objects.len() && stamp.is_recent() {
                 // Fewer objects in a file that is still being written is most likely a writer
                 // caught between truncating and writing: keep the last version until the
                 // file has been quiet for a moment, then believe it.
                 self.settling = true;
-                let kept = CachedFile {
-                    stamp: Stamp { len: u64::MAX, modified: None },
-                    objects: objects.clone(),
-                    diagnostics: diagnostics.clone(),
-                };
+                let kept = CachedFile { stamp: Stamp { len: u64::MAX, modified: None }, ..previous };
                 self.files.insert(path.clone(), kept);
                 continue;
             }
-            changed |=
-                before.is_none_or(|(objects, diagnostics)| objects != read.objects || diagnostics != read.diagnostics);
+            changed |= previous.diagnostics != read.diagnostics || (!reused && previous.objects != read.objects);
             self.files.insert(path.clone(), read);
         }
         self.scanned_once = true;
@@ -160,7 +159,9 @@ impl ManifestDir {
         Subject::File { path: shown.display().to_string(), line }
     }
 
-    fn read_file(&self, path: &Path, stamp: Stamp, previous: Option<CachedFile>) -> CachedFile {
+    /// Reads one file. When it does not parse and `previous` had objects, they are moved out
+    /// of `previous` into the result (kept, not copied), and the flag returned is true.
+    fn read_file(&self, path: &Path, stamp: Stamp, previous: &mut Option<CachedFile>) -> (CachedFile, bool) {
         let parsed = std::fs::read_to_string(path)
             .map_err(|e| (None, format!("cannot read: {e}")))
             .and_then(|text| parse_file(path, &text));
@@ -170,21 +171,20 @@ impl ManifestDir {
                     .into_iter()
                     .map(|(line, msg)| Diagnostic::error(self.file_subject(path, Some(line)), "", msg))
                     .collect();
-                CachedFile { stamp, objects, diagnostics }
+                (CachedFile { stamp, objects, diagnostics }, false)
             }
             Err((line, msg)) => {
                 let subject = self.file_subject(path, line);
-                match previous {
+                match previous.as_mut() {
                     Some(prev) if !prev.objects.is_empty() => {
                         let msg = format!("{msg} (keeping the objects from its last good version)");
                         let diagnostics = vec![Diagnostic::error(subject, "", msg)];
-                        CachedFile { stamp, objects: prev.objects, diagnostics }
+                        (CachedFile { stamp, objects: std::mem::take(&mut prev.objects), diagnostics }, true)
                     }
-                    _ => CachedFile {
-                        stamp,
-                        objects: Vec::new(),
-                        diagnostics: vec![Diagnostic::error(subject, "", msg)],
-                    },
+                    _ => {
+                        let diagnostics = vec![Diagnostic::error(subject, "", msg)];
+                        (CachedFile { stamp, objects: Vec::new(), diagnostics }, false)
+                    }
                 }
             }
         }
@@ -214,11 +214,11 @@ impl ManifestDir {
 
 fn push_object(snapshot: &mut Snapshot, object: Object) {
     match object {
-        Object::Ingress(o) => snapshot.ingresses.push(*o),
-        Object::IngressClass(o) => snapshot.ingress_classes.push(*o),
-        Object::Service(o) => snapshot.services.push(*o),
-        Object::EndpointSlice(o) => snapshot.endpoint_slices.push(*o),
-        Object::Secret(o) => snapshot.secrets.push(*o),
+        Object::Ingress(o) => snapshot.ingresses.push(o),
+        Object::IngressClass(o) => snapshot.ingress_classes.push(o),
+        Object::Service(o) => snapshot.services.push(o),
+        Object::EndpointSlice(o) => snapshot.endpoint_slices.push(o),
+        Object::Secret(o) => snapshot.secrets.push(o),
     }
 }
 
@@ -251,11 +251,16 @@ type Parsed = (Vec<(Object, usize)>, Vec<(usize, String)>);
 
 /// Parses one file. A syntax error fails the whole file (`Err((line, message))`); a document
 /// that is valid YAML but not a valid object only loses that object.
+///
+/// Each document becomes typed objects as soon as it is parsed, so only one document's
+/// generic tree is alive at a time (holding all of them first made the parse of a large file
+/// peak at several times the size of its objects).
 fn parse_file(path: &Path, text: &str) -> Result<Parsed, (Option<usize>, String)> {
-    let mut docs = Vec::new();
+    let mut objects = Vec::new();
+    let mut problems = Vec::new();
     if path.extension().is_some_and(|e| e == "json") {
         let value: Value = serde_json::from_str(text).map_err(|e| (Some(e.line()), format!("invalid JSON: {e}")))?;
-        docs.push((1, value));
+        collect_objects(value, 1, &mut objects, &mut problems);
     } else {
         for (start_line, doc) in split_yaml_documents(text) {
             let value: Value = match serde_norway::from_str(doc) {
@@ -272,14 +277,10 @@ fn parse_file(path: &Path, text: &str) -> Result<Parsed, (Option<usize>, String)
                     return Err((Some(line), message));
                 }
             };
-            docs.push((start_line, value));
+            collect_objects(value, start_line, &mut objects, &mut problems);
         }
     }
-    let mut objects = Vec::new();
-    let mut problems = Vec::new();
-    for (line, value) in docs {
-        collect_objects(value, line, &mut objects, &mut problems);
-    }
+    objects.shrink_to_fit();
     Ok((objects, problems))
 }
 
@@ -305,8 +306,13 @@ fn split_yaml_documents(text: &str) -> Vec<(usize, &str)> {
     docs
 }
 
-fn collect_objects(value: Value, line: usize, objects: &mut Vec<(Object, usize)>, problems: &mut Vec<(usize, String)>) {
-    let Value::Object(map) = &value else {
+fn collect_objects(
+    mut value: Value,
+    line: usize,
+    objects: &mut Vec<(Object, usize)>,
+    problems: &mut Vec<(usize, String)>,
+) {
+    let Value::Object(map) = &mut value else {
         if !value.is_null() {
             problems.push((line, "document is not a Kubernetes object (expected a mapping)".to_owned()));
         }
@@ -315,48 +321,44 @@ fn collect_objects(value: Value, line: usize, objects: &mut Vec<(Object, usize)>
     let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
     let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
     if kind.ends_with("List") {
-        if let Some(Value::Array(items)) = map.get("items") {
-            for item in items.clone() {
+        if let Some(Value::Array(items)) = map.remove("items") {
+            for item in items {
                 collect_objects(item, line, objects, problems);
             }
         }
         return;
     }
+    // What Lintel never reads and should not hold (as the Kubernetes source does): objects
+    // saved with `kubectl get -o yaml` carry both.
+    strip(&mut value);
     let object = match (api_version.as_str(), kind.as_str()) {
-        ("networking.k8s.io/v1", "Ingress") => typed(value).map(Object::Ingress),
-        ("networking.k8s.io/v1", "IngressClass") => typed(value).map(Object::IngressClass),
-        ("v1", "Service") => typed(value).map(Object::Service),
-        ("discovery.k8s.io/v1", "EndpointSlice") => typed(value).map(Object::EndpointSlice),
-        ("v1", "Secret") => typed(value).map(Object::Secret),
+        ("networking.k8s.io/v1", "Ingress") => typed(value, true).map(Object::Ingress),
+        ("networking.k8s.io/v1", "IngressClass") => typed(value, false).map(Object::IngressClass),
+        ("v1", "Service") => typed(value, true).map(Object::Service),
+        ("discovery.k8s.io/v1", "EndpointSlice") => typed(value, true).map(Object::EndpointSlice),
+        ("v1", "Secret") => typed(value, true).map(Object::Secret),
         (_, "Ingress" | "IngressClass" | "Service" | "EndpointSlice" | "Secret") => {
             Err(format!("{kind} with apiVersion {api_version:?} is not supported; use the GA version"))
         }
         _ => return, // Other kinds (Deployments, ConfigMaps...) are not ours to read.
     };
     match object {
-        Ok(mut object) => {
-            default_namespace(&mut object);
-            objects.push((object, line));
-        }
+        Ok(object) => objects.push((object, line)),
         Err(msg) => problems.push((line, msg)),
     }
 }
 
-fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<Box<T>, String> {
-    serde_json::from_value(value).map(Box::new).map_err(|e| format!("invalid object: {e}"))
-}
-
-/// Objects without a namespace land in `default`, as `kubectl apply` would put them.
-/// IngressClass is cluster-scoped and keeps none.
-fn default_namespace(object: &mut Object) {
-    let meta = match object {
-        Object::Ingress(o) => &mut o.metadata,
-        Object::Service(o) => &mut o.metadata,
-        Object::EndpointSlice(o) => &mut o.metadata,
-        Object::Secret(o) => &mut o.metadata,
-        Object::IngressClass(_) => return,
-    };
-    meta.namespace.get_or_insert_with(|| "default".to_owned());
+/// The typed object. A `namespaced` object without a namespace lands in `default`, as
+/// `kubectl apply` would put it; IngressClass is cluster-scoped and keeps none.
+fn typed<T>(value: Value, namespaced: bool) -> Result<Arc<T>, String>
+where
+    T: serde::de::DeserializeOwned + Metadata<Ty = ObjectMeta>,
+{
+    let mut object: T = serde_json::from_value(value).map_err(|e| format!("invalid object: {e}"))?;
+    if namespaced {
+        object.metadata_mut().namespace.get_or_insert_with(|| "default".to_owned());
+    }
+    Ok(Arc::new(object))
 }
 
 /// Parses manifests held in memory as if they were one YAML file named `name`: for tests,
@@ -365,8 +367,7 @@ pub fn load_str(name: &str, text: &str) -> Loaded {
     let mut loaded = Loaded::default();
     match parse_file(Path::new(name), text) {
         Ok((objects, problems)) => {
-            for (mut object, _) in objects {
-                default_namespace(&mut object);
+            for (object, _) in objects {
                 push_object(&mut loaded.snapshot, object);
             }
             for (line, msg) in problems {

@@ -5,6 +5,8 @@
 pub mod kube;
 pub mod manifests;
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -12,13 +14,16 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use crate::diagnostic::Diagnostic;
 
 /// Every object routing depends on, as one consistent picture.
+///
+/// Objects are shared (`Arc`), never modified once read: a source keeps what it read and
+/// publishes the same objects, so a picture costs one copy of them, not one per holder.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
-    pub ingresses: Vec<Ingress>,
-    pub ingress_classes: Vec<IngressClass>,
-    pub services: Vec<Service>,
-    pub endpoint_slices: Vec<EndpointSlice>,
-    pub secrets: Vec<Secret>,
+    pub ingresses: Vec<Arc<Ingress>>,
+    pub ingress_classes: Vec<Arc<IngressClass>>,
+    pub services: Vec<Arc<Service>>,
+    pub endpoint_slices: Vec<Arc<EndpointSlice>>,
+    pub secrets: Vec<Arc<Secret>>,
 }
 
 /// What a source publishes: the objects, and what it could not read.

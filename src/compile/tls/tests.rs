@@ -86,7 +86,12 @@ fn annotate(mut ingress: Ingress, key: &str, value: &str) -> Ingress {
 }
 
 fn snapshot(ingresses: Vec<Ingress>, secrets: Vec<Secret>) -> Snapshot {
-    Snapshot { ingresses, services: vec![mk_service()], secrets, ..Default::default() }
+    Snapshot {
+        ingresses: ingresses.into_iter().map(Arc::new).collect(),
+        services: vec![Arc::new(mk_service())],
+        secrets: secrets.into_iter().map(Arc::new).collect(),
+        ..Default::default()
+    }
 }
 
 fn leaf(key: &CertifiedKey) -> &[u8] {
@@ -307,7 +312,7 @@ fn rebuilds_reuse_parsed_keys_and_compare_equal() {
     assert_eq!(first, compile(&snap, &Default::default()), "same content, fresh parse: still equal");
 
     let b = pem(&["a.example.com"]);
-    let rotated = snapshot(snap.ingresses.clone(), vec![mk_secret("a-tls", &b)]);
+    let rotated = snapshot(snap.ingresses.iter().map(|i| (**i).clone()).collect(), vec![mk_secret("a-tls", &b)]);
     let third = compile_cached(&rotated, &Default::default(), &mut cache);
     assert_ne!(first, third);
     assert_eq!(cache.len(), 1, "the old key is forgotten");

@@ -6,6 +6,7 @@
 //! and the `last-applied-configuration` annotation (which holds a Secret's data in clear).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -17,12 +18,10 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lenient<K> {
-    Ok(K),
+    /// Shared with the snapshots built from the store, which so hold no copy of their own.
+    Ok(Arc<K>),
     /// The object's metadata (as far as it could be read) and why the rest could not.
-    Bad {
-        metadata: Box<ObjectMeta>,
-        error: String,
-    },
+    Bad { metadata: Box<ObjectMeta>, error: String },
 }
 
 impl<'de, K: DeserializeOwned> Deserialize<'de> for Lenient<K> {
@@ -30,7 +29,7 @@ impl<'de, K: DeserializeOwned> Deserialize<'de> for Lenient<K> {
         let mut value = Value::deserialize(deserializer)?;
         strip(&mut value);
         match K::deserialize(&value) {
-            Ok(k) => Ok(Self::Ok(k)),
+            Ok(k) => Ok(Self::Ok(Arc::new(k))),
             Err(err) => {
                 let metadata = value.get("metadata").and_then(|m| ObjectMeta::deserialize(m).ok()).unwrap_or_default();
                 Ok(Self::Bad { metadata: Box::new(metadata), error: err.to_string() })
@@ -40,7 +39,7 @@ impl<'de, K: DeserializeOwned> Deserialize<'de> for Lenient<K> {
 }
 
 /// Removes the fields Lintel never reads and that can be large (or secret).
-fn strip(value: &mut Value) {
+pub(crate) fn strip(value: &mut Value) {
     let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) else { return };
     meta.remove("managedFields");
     if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
@@ -48,7 +47,7 @@ fn strip(value: &mut Value) {
     }
 }
 
-impl<K: Resource<DynamicType = ()>> Resource for Lenient<K> {
+impl<K: Resource<DynamicType = ()> + Clone> Resource for Lenient<K> {
     type DynamicType = ();
     type Scope = K::Scope;
 
@@ -81,7 +80,7 @@ impl<K: Resource<DynamicType = ()>> Resource for Lenient<K> {
 
     fn meta_mut(&mut self) -> &mut ObjectMeta {
         match self {
-            Self::Ok(k) => k.meta_mut(),
+            Self::Ok(k) => Arc::make_mut(k).meta_mut(),
             Self::Bad { metadata, .. } => metadata,
         }
     }
@@ -109,7 +108,7 @@ mod tests {
             panic!("should parse")
         };
         assert_eq!(secret.metadata.managed_fields, None);
-        let annotations = secret.metadata.annotations.unwrap();
+        let annotations = secret.metadata.annotations.clone().unwrap();
         assert_eq!(annotations.len(), 1);
         assert_eq!(annotations["keep"], "me");
     }

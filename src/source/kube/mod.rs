@@ -7,7 +7,7 @@
 //! built from them, stay as they were.
 
 mod health;
-mod lenient;
+pub(super) mod lenient;
 mod settle;
 mod stores;
 

@@ -29,7 +29,7 @@ use crate::source::{Loaded, Snapshot};
 pub const TLS_SECRETS: &str = "type=kubernetes.io/tls";
 
 /// The stores of one kind: one per watched namespace, or one for the whole cluster.
-struct Stores<K: Resource<DynamicType = ()> + 'static> {
+struct Stores<K: Resource<DynamicType = ()> + Clone + 'static> {
     stores: Vec<Store<Lenient<K>>>,
 }
 
@@ -39,7 +39,7 @@ where
 {
     /// Objects that parsed, sorted by namespace and name (store order is arbitrary and the
     /// table must not depend on it); a diagnostic for each one that did not.
-    fn collect(&self, diagnostics: &mut Vec<Diagnostic>) -> Vec<K> {
+    fn collect(&self, diagnostics: &mut Vec<Diagnostic>) -> Vec<Arc<K>> {
         let mut objects: Vec<Arc<Lenient<K>>> = self.stores.iter().flat_map(Store::state).collect();
         objects.sort_by(|a, b| {
             let (a, b) = (a.meta(), b.meta());

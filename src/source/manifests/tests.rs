@@ -154,3 +154,13 @@ fn yaml_documents_split_at_markers_with_their_lines() {
     let docs = split_yaml_documents("a: 1\n---\nb: 2\n--- \n\n# c\n---\nc: 3\n...\n");
     assert_eq!(docs, [(1, "a: 1\n"), (3, "b: 2\n"), (8, "c: 3\n")]);
 }
+
+#[test]
+fn managed_fields_and_last_applied_are_not_kept() {
+    let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: networking.k8s.io/v1\n  kind: Ingress\n  metadata:\n    name: a\n    annotations:\n      kubectl.kubernetes.io/last-applied-configuration: '{\"big\": true}'\n      lintel.dev/allow-source-cidrs: 10.0.0.0/8\n    managedFields: [{manager: kubectl}]\n  spec: {}\n";
+    let loaded = load_str("a.yaml", text);
+    let [ingress] = loaded.snapshot.ingresses.as_slice() else { panic!("{loaded:?}") };
+    assert_eq!(ingress.metadata.managed_fields, None);
+    let annotations = ingress.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(annotations.keys().collect::<Vec<_>>(), ["lintel.dev/allow-source-cidrs"]);
+}
