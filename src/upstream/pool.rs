@@ -157,3 +157,54 @@ async fn reaper(pool: Weak<Shared>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hyper_util::rt::TokioIo;
+
+    use super::*;
+
+    /// A ready sender over an in-memory pipe, and the task driving its connection.
+    async fn connection() -> (SendRequest<Outgoing>, tokio::task::JoinHandle<hyper::Result<()>>, tokio::io::DuplexStream)
+    {
+        let (client, server) = tokio::io::duplex(1024);
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(client)).await.unwrap();
+        let driver = tokio::spawn(conn);
+        sender.ready().await.unwrap();
+        (sender, driver, server)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_idle_past_the_keepalive_is_not_handed_out() {
+        let pool = Pool::new(Duration::from_secs(10));
+        let (sender, driver, _server) = connection().await;
+        pool.put(sender);
+        let sender = pool.checkout(Instant::now() + Duration::from_secs(9)).expect("still fresh");
+        pool.put(sender);
+        assert!(pool.checkout(Instant::now() + Duration::from_secs(10)).is_none());
+        assert_eq!(pool.idle(), 0);
+        driver.await.unwrap().unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_reaper_closes_expired_connections_and_stops() {
+        let pool = Pool::new(Duration::from_secs(10));
+        let (sender, driver, _server) = connection().await;
+        pool.put(sender);
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert_eq!(pool.idle(), 1, "kept within the keep-alive");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(pool.idle(), 0, "reaped within half a keep-alive of expiring");
+        driver.await.unwrap().unwrap();
+        assert!(!pool.0.reaping.load(Ordering::SeqCst), "the reaper stopped with the pool empty");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_pool_closes_its_idle_connections() {
+        let pool = Pool::new(Duration::from_secs(10));
+        let (sender, driver, _server) = connection().await;
+        pool.put(sender);
+        drop(pool);
+        driver.await.unwrap().unwrap();
+    }
+}

@@ -186,13 +186,12 @@ impl Head {
 fn keeps_alive<B>(response: &Response<B>) -> bool {
     response.version() == Version::HTTP_11
         && response.status() != StatusCode::SWITCHING_PROTOCOLS
-        && !response
-            .headers()
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("close"))
+        && !response.headers().get_all(header::CONNECTION).iter().any(|v| {
+            let v = v.as_bytes();
+            // `keep-alive` alone (nginx says it on every answer) needs no splitting.
+            !v.eq_ignore_ascii_case(b"keep-alive")
+                && v.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+        })
 }
 
 /// Passive health and the upstream's keep-alive, from a response header.
