@@ -2,7 +2,12 @@
 //! and retry only what is safe. A failed connect is retried once on another endpoint (the
 //! body was not sent). A reused pooled connection that the upstream closed before answering
 //! is retried once on a fresh connection, for idempotent requests and for requests whose
-//! body was not sent. Nothing else is retried.
+//! body was not sent. Nothing else is retried. (A request that a pooled connection hands back
+//! unsent, because the connection was not ready yet or had just closed, goes to another
+//! connection: nothing reached the upstream, so that is not a retry.)
+//!
+//! Requests go out in origin-form with the client's `Host`; the head is copied only for an
+//! attempt that may be retried after it was sent (on a pooled connection), otherwise moved.
 
 use http::header::HeaderName;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version, header};
