@@ -174,7 +174,7 @@ impl Proxy {
         let sent = Instant::now();
         let response = upstream::send(&group, &policy.upstream, upstream_req).await?;
         let took = sent.elapsed();
-        matched.upstream = response.extensions().get::<http::uri::Authority>().cloned();
+        matched.upstream = response.body().endpoint().cloned();
         matched.upstream_time = Some(took);
         if let Some(route) = &matched.route {
             route.record_upstream_time(took);

@@ -1,6 +1,7 @@
 //! Bodies on the way through: an idle timeout between chunks in either direction, the
 //! request body kept replayable until its first byte is sent (so a failed connect can be
-//! retried elsewhere), and the response body holding its endpoint's in-flight count.
+//! retried elsewhere), and the response body holding its endpoint's in-flight count and, until
+//! its end, its keep-alive connection.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,8 +9,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::uri::Authority;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
@@ -125,6 +128,21 @@ impl Outgoing {
         let (tx, rx) = oneshot::channel();
         (Self::Stream(IdleBody::new(Replayable { body: Some(body), back: Some(tx) }, idle)), Some(rx))
     }
+
+    /// The client's body from a request that came back unsent, and whether the request can be
+    /// sent again (not when data already left, which an unsent request cannot have done).
+    pub fn reclaim(self) -> (Option<RequestBody>, bool) {
+        match self {
+            Self::Empty => (None, true),
+            Self::Stream(mut idle) => {
+                let replayable = &mut idle.inner;
+                match replayable.back.take() {
+                    Some(_) => (replayable.body.take(), true),
+                    None => (None, false),
+                }
+            }
+        }
+    }
 }
 
 impl Body for Outgoing {
@@ -154,16 +172,37 @@ impl Body for Outgoing {
 }
 
 /// The upstream's response body on its way to the client. Holds the endpoint's in-flight
-/// count until the body is done, so load balancing sees streaming responses as load.
+/// count until the body is done, so load balancing sees streaming responses as load, and the
+/// connection's sender when the connection may carry another request: the sender goes back
+/// to the endpoint's pool once the body has been read to its end. A body dropped before its
+/// end drops the sender, and hyper closes the connection.
 #[derive(Debug)]
 pub struct UpstreamBody {
     body: IdleBody<Incoming>,
-    _in_flight: Option<InFlight>,
+    in_flight: Option<InFlight>,
+    reusable: Option<SendRequest<Outgoing>>,
 }
 
 impl UpstreamBody {
-    pub(super) fn new(body: Incoming, idle: Duration, in_flight: Option<InFlight>) -> Self {
-        Self { body: IdleBody::new(body, idle), _in_flight: in_flight }
+    pub(super) fn new(
+        body: Incoming,
+        idle: Duration,
+        in_flight: Option<InFlight>,
+        reusable: Option<SendRequest<Outgoing>>,
+    ) -> Self {
+        Self { body: IdleBody::new(body, idle), in_flight, reusable }
+    }
+
+    /// The endpoint that answered (none for an upgrade, whose tunnel holds it).
+    pub fn endpoint(&self) -> Option<&Authority> {
+        self.in_flight.as_ref().map(|f| &f.endpoint().authority)
+    }
+
+    /// Back to the pool, once the whole body has been read.
+    fn release(&mut self) {
+        if let (Some(sender), Some(in_flight)) = (self.reusable.take(), &self.in_flight) {
+            in_flight.endpoint().put(sender);
+        }
     }
 }
 
@@ -172,7 +211,16 @@ impl Body for UpstreamBody {
     type Error = BodyError;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.release(),
+            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.release(),
+            // A failed body (cut, idle) leaves the connection in no state to reuse.
+            Poll::Ready(Some(Err(_))) => this.reusable = None,
+            _ => {}
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -181,6 +229,15 @@ impl Body for UpstreamBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // An empty body is done without a poll.
+        if self.reusable.is_some() && self.body.is_end_stream() {
+            self.release();
+        }
     }
 }
 

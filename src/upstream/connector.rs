@@ -1,112 +1,82 @@
-//! The connector behind every endpoint's pool: TCP with a connect timeout, and each
-//! connection stamped with the time it was made, so a failed request can tell a reused
-//! pooled connection (safe to retry fresh) from one made for it.
+//! New connections to an endpoint: TCP within the connect timeout, `TCP_NODELAY`, and an
+//! HTTP/1.1 handshake whose connection runs in a task of its own (with upgrades, so a
+//! `101 Switching Protocols` hands the socket to the WebSocket tunnel).
 //!
-//! The connector also feeds the upstream pool metrics: a successful connect counts as opened
-//! and as open until the connection's IO is dropped (the connection closed), and each
-//! connection carries a [`Tally`] of the requests sent on it, read back from the response (or
-//! the error) of each request, so every request after a connection's first counts as a reuse.
+//! The socket carries the pool's open-connections guard: the gauge counts a connection until
+//! its socket is dropped, whether it ends in the pool, under a request or in a tunnel.
 
-use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Uri;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use http::uri::Authority;
+use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
-use tower_service::Service;
 
+use super::body::Outgoing;
 use super::error::ConnectError;
 use crate::metrics::{OpenConnection, PoolMetrics};
 
-/// When a connection was established; read back from a failed request's connect info.
-#[derive(Debug, Clone, Copy)]
-pub struct Born(pub Instant);
-
-/// Requests sent on one connection; found in the extensions of each response (and in the
-/// connect info of a failed request) through the connection's `Connected` extras.
+/// Where an endpoint's connections go: an IP literal parsed once, or a DNS name (ExternalName
+/// Services) resolved at each connect.
 #[derive(Debug, Clone)]
-pub struct Tally(Arc<TallyInner>);
-
-#[derive(Debug)]
-struct TallyInner {
-    requests: AtomicU64,
-    pool: PoolMetrics,
+pub enum Target {
+    Ip(SocketAddr),
+    Name(Box<str>),
 }
 
-impl Tally {
-    /// One more request went out on this connection: a reuse unless it is the first.
-    pub fn sent(&self) {
-        if self.0.requests.fetch_add(1, Ordering::Relaxed) > 0 {
-            self.0.pool.reused();
+impl Target {
+    pub fn new(authority: &Authority) -> Self {
+        match authority.as_str().parse() {
+            Ok(addr) => Self::Ip(addr),
+            Err(_) if authority.port_u16().is_none() => Self::Name(format!("{}:80", authority.host()).into()),
+            Err(_) => Self::Name(authority.as_str().into()),
+        }
+    }
+
+    async fn tcp(&self) -> std::io::Result<TcpStream> {
+        match self {
+            Self::Ip(addr) => TcpStream::connect(*addr).await,
+            Self::Name(name) => TcpStream::connect(name.as_ref()).await,
         }
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct Connector {
-    http: HttpConnector,
+/// Opens one connection and spawns its driver; the sender is ready for a first request.
+pub async fn connect(
+    target: &Target,
     timeout: Duration,
-    pool: PoolMetrics,
+    pool: &PoolMetrics,
+) -> Result<SendRequest<Outgoing>, ConnectError> {
+    let stream = match tokio::time::timeout(timeout, target.tcp()).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => return Err(ConnectError::Failed(err.into())),
+        Err(_) => return Err(ConnectError::TimedOut(timeout)),
+    };
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(%err, "TCP_NODELAY not set on an upstream connection");
+    }
+    let io = Counted { io: TokioIo::new(stream), _open: pool.opened() };
+    let (sender, connection) =
+        http1::Builder::new().handshake(io).await.map_err(|err| ConnectError::Failed(err.into()))?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.with_upgrades().await {
+            tracing::debug!(%err, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
 }
 
-impl Connector {
-    pub fn new(timeout: Duration, pool: PoolMetrics) -> Self {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        Self { http, timeout, pool }
-    }
-}
-
-impl Service<Uri> for Connector {
-    type Response = Stamped;
-    type Error = ConnectError;
-    type Future = Pin<Box<dyn Future<Output = Result<Stamped, ConnectError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
-        self.http.poll_ready(cx).map_err(|err| ConnectError::Failed(err.into()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let connecting = self.http.call(uri);
-        let timeout = self.timeout;
-        let pool = self.pool.clone();
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, connecting).await {
-                Ok(Ok(io)) => {
-                    let open = pool.opened();
-                    let tally = Tally(Arc::new(TallyInner { requests: AtomicU64::new(0), pool }));
-                    Ok(Stamped { io, born: Instant::now(), tally, _open: open })
-                }
-                Ok(Err(err)) => Err(ConnectError::Failed(err.into())),
-                Err(_) => Err(ConnectError::TimedOut(timeout)),
-            }
-        })
-    }
-}
-
-/// A TCP connection, the time it was made and its request tally; counted as open until
-/// dropped.
+/// A TCP connection counted as open until dropped.
 #[derive(Debug)]
-pub struct Stamped {
+struct Counted {
     io: TokioIo<TcpStream>,
-    born: Instant,
-    tally: Tally,
     _open: OpenConnection,
 }
 
-impl Connection for Stamped {
-    fn connected(&self) -> Connected {
-        self.io.connected().extra(Born(self.born)).extra(self.tally.clone())
-    }
-}
-
-impl hyper::rt::Read for Stamped {
+impl hyper::rt::Read for Counted {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -116,7 +86,7 @@ impl hyper::rt::Read for Stamped {
     }
 }
 
-impl hyper::rt::Write for Stamped {
+impl hyper::rt::Write for Counted {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
@@ -139,5 +109,19 @@ impl hyper::rt::Write for Stamped {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_literals_are_parsed_once_and_names_keep_their_port() {
+        let t = |s: &str| Target::new(&s.parse().unwrap());
+        assert!(matches!(t("10.0.0.1:8080"), Target::Ip(a) if a.port() == 8080));
+        assert!(matches!(t("[::1]:81"), Target::Ip(a) if a.is_ipv6()));
+        assert!(matches!(t("docs.example.net:8000"), Target::Name(n) if &*n == "docs.example.net:8000"));
+        assert!(matches!(t("docs.example.net"), Target::Name(n) if &*n == "docs.example.net:80"));
     }
 }

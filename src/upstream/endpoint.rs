@@ -7,17 +7,17 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use http::uri::Authority;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::client::conn::http1::SendRequest;
 use tokio::time::Instant;
 
 use super::body::Outgoing;
-use super::connector::Connector;
+use super::connector::{self, Target};
+use super::error::ConnectError;
 use super::health::{ActiveHealth, Checker};
 use super::passive::{Passive, PassiveSettings};
 use super::policy::HealthCheck;
+use super::pool::Pool;
 use crate::metrics::PoolMetrics;
 
 /// How this endpoint's connections are made and kept, as decided in `bind` from every
@@ -26,33 +26,6 @@ use crate::metrics::PoolMetrics;
 pub struct ConnSettings {
     pub connect_timeout: Duration,
     pub keepalive_idle: Duration,
-}
-
-/// The clients of one endpoint, replaced as a whole when its settings change.
-#[derive(Debug)]
-pub struct Clients {
-    /// Requests go here: keep-alive connections are reused.
-    pub pooled: Client<Connector, Outgoing>,
-    /// Retries after a pooled connection failed go here: always a new connection.
-    pub fresh: Client<Connector, Outgoing>,
-    /// What was asked for; the pool may keep connections shorter (`Keep-Alive: timeout`).
-    pub asked: ConnSettings,
-    pub keepalive_idle: Duration,
-}
-
-impl Clients {
-    fn new(asked: ConnSettings, announced_ms: u64, pool: &PoolMetrics) -> Self {
-        let keepalive_idle = effective_keepalive(asked.keepalive_idle, announced_ms);
-        let connector = Connector::new(asked.connect_timeout, pool.clone());
-        let pooled = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(keepalive_idle)
-            .build(connector.clone());
-        let fresh =
-            Client::builder(TokioExecutor::new()).timer(TokioTimer::new()).pool_max_idle_per_host(0).build(connector);
-        Self { pooled, fresh, asked, keepalive_idle }
-    }
 }
 
 /// Pooled connections expire before the upstream's announced keep-alive: at three quarters
@@ -67,7 +40,13 @@ fn effective_keepalive(asked: Duration, announced_ms: u64) -> Duration {
 #[derive(Debug)]
 pub struct Endpoint {
     pub authority: Authority,
-    clients: ArcSwap<Clients>,
+    target: Target,
+    /// Idle keep-alive connections.
+    pool: Pool,
+    /// What `bind` asked for, in nanoseconds; the pool may keep connections shorter
+    /// (`Keep-Alive: timeout`).
+    connect_timeout_ns: AtomicU64,
+    keepalive_asked_ns: AtomicU64,
     in_flight: AtomicUsize,
     health: Arc<ActiveHealth>,
     passive: Passive,
@@ -80,7 +59,11 @@ pub struct Endpoint {
     /// Control plane only (`bind`); never touched by the data path.
     checker: Mutex<Option<Checker>>,
     /// Where its connections are counted.
-    pool: PoolMetrics,
+    metrics: PoolMetrics,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Endpoint {
@@ -90,10 +73,13 @@ impl Endpoint {
     }
 
     /// An endpoint whose connections count under `pool` (the backend that first uses it).
-    pub fn counted(authority: Authority, conn: ConnSettings, passive: PassiveSettings, pool: PoolMetrics) -> Self {
+    pub fn counted(authority: Authority, conn: ConnSettings, passive: PassiveSettings, metrics: PoolMetrics) -> Self {
         Self {
+            target: Target::new(&authority),
             authority,
-            clients: ArcSwap::from_pointee(Clients::new(conn, 0, &pool)),
+            pool: Pool::new(conn.keepalive_idle),
+            connect_timeout_ns: AtomicU64::new(nanos(conn.connect_timeout)),
+            keepalive_asked_ns: AtomicU64::new(nanos(conn.keepalive_idle)),
             in_flight: AtomicUsize::new(0),
             health: Arc::default(),
             passive: Passive::default(),
@@ -102,12 +88,48 @@ impl Endpoint {
             announced_keepalive_ms: AtomicU64::new(0),
             stale_retries: AtomicU64::new(0),
             checker: Mutex::new(None),
-            pool,
+            metrics,
         }
     }
 
-    pub fn clients(&self) -> Arc<Clients> {
-        self.clients.load_full()
+    /// The connection settings `bind` asked for.
+    pub fn conn_settings(&self) -> ConnSettings {
+        ConnSettings {
+            connect_timeout: Duration::from_nanos(self.connect_timeout_ns.load(Ordering::Relaxed)),
+            keepalive_idle: Duration::from_nanos(self.keepalive_asked_ns.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// How long an idle connection is kept: the setting, or less after the upstream
+    /// announced its own keep-alive.
+    pub fn keepalive_idle(&self) -> Duration {
+        self.pool.keepalive()
+    }
+
+    /// Connections idle in the pool (expired ones included until they are reaped).
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle()
+    }
+
+    /// A pooled connection that has not expired, if any.
+    pub(super) fn checkout(&self, now: Instant) -> Option<SendRequest<Outgoing>> {
+        self.pool.checkout(now)
+    }
+
+    /// A new connection, within the connect timeout.
+    pub(super) async fn connect(&self) -> Result<SendRequest<Outgoing>, ConnectError> {
+        let timeout = Duration::from_nanos(self.connect_timeout_ns.load(Ordering::Relaxed));
+        connector::connect(&self.target, timeout, &self.metrics).await
+    }
+
+    /// Takes back a connection whose exchange ended cleanly.
+    pub(super) fn put(&self, sender: SendRequest<Outgoing>) {
+        self.pool.put(sender);
+    }
+
+    /// A request went out on a connection that had carried one before.
+    pub(super) fn note_reuse(&self) {
+        self.metrics.reused();
     }
 
     /// Requests sent and not yet finished (their response bodies included).
@@ -148,16 +170,16 @@ impl Endpoint {
         }
     }
 
-    /// Applies what `bind` decided: connection settings (new clients when they changed) and
-    /// the health check (a new checker when it changed; none and healthy when removed).
+    /// Applies what `bind` decided: connection settings (idle connections stay, judged by the
+    /// new keep-alive) and the health check (a new checker when it changed; none and healthy
+    /// when removed).
     pub fn configure(&self, conn: ConnSettings, check: Option<Arc<HealthCheck>>) {
-        if self.clients.load().asked != conn {
-            self.clients.store(Arc::new(Clients::new(
-                conn,
-                self.announced_keepalive_ms.load(Ordering::Relaxed),
-                &self.pool,
-            )));
-        }
+        self.connect_timeout_ns.store(nanos(conn.connect_timeout), Ordering::Relaxed);
+        self.keepalive_asked_ns.store(nanos(conn.keepalive_idle), Ordering::Relaxed);
+        self.pool.set_keepalive(effective_keepalive(
+            conn.keepalive_idle,
+            self.announced_keepalive_ms.load(Ordering::Relaxed),
+        ));
         let mut checker = match self.checker.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -172,18 +194,19 @@ impl Endpoint {
         }
     }
 
-    /// Takes note of an upstream's `Keep-Alive: timeout=N`; the pool is rebuilt only when N
-    /// shrinks what the pool keeps.
+    /// Takes note of an upstream's `Keep-Alive: timeout=N`: the pool keeps connections at most
+    /// ¾ N from then on.
     pub fn announce_keepalive(&self, seconds: u64) {
         let ms = seconds.saturating_mul(1000);
         if self.announced_keepalive_ms.load(Ordering::Relaxed) == ms {
             return;
         }
         self.announced_keepalive_ms.store(ms, Ordering::Relaxed);
-        let current = self.clients.load();
-        if effective_keepalive(current.asked.keepalive_idle, ms) != current.keepalive_idle {
+        let asked = Duration::from_nanos(self.keepalive_asked_ns.load(Ordering::Relaxed));
+        let keepalive = effective_keepalive(asked, ms);
+        if keepalive != self.pool.keepalive() {
             tracing::debug!(endpoint = %self.authority, seconds, "upstream announced its keep-alive; pool follows");
-            self.clients.store(Arc::new(Clients::new(current.asked, ms, &self.pool)));
+            self.pool.set_keepalive(keepalive);
         }
     }
 }
@@ -196,6 +219,10 @@ impl InFlight {
     pub fn new(endpoint: Arc<Endpoint>) -> Self {
         endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
         Self(endpoint)
+    }
+
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.0
     }
 }
 

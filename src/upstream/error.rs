@@ -12,16 +12,16 @@ pub enum UpstreamError {
     #[error("backend {backend} is not available: {why}")]
     Unresolved { backend: Arc<str>, why: Arc<str> },
     #[error("upstream connect failed")]
-    Connect(#[source] hyper_util::client::legacy::Error),
+    Connect(#[source] ConnectError),
     #[error("upstream connect timed out")]
     ConnectTimeout,
     #[error("upstream did not send a response header in time")]
     ResponseTimeout,
     #[error("upstream sent an invalid response or closed the connection")]
-    Protocol(#[source] hyper_util::client::legacy::Error),
+    Protocol(#[source] hyper::Error),
     /// The client's request body failed while it was being sent (too large, stalled, cut).
     #[error("the request body could not be read")]
-    RequestBody(#[source] hyper_util::client::legacy::Error),
+    RequestBody(#[source] hyper::Error),
 }
 
 /// A body that stopped part way; the connection is cut, as no status can be sent any more.

@@ -3,7 +3,8 @@
 //! the set of endpoints of one backend in one table, and picks one per request. [`send`]
 //! forwards a request to a group, with retries and timeouts.
 //!
-//! Files: `endpoint` (pool, counts), `balance` (picking), `health` (active checks),
+//! Files: `endpoint` (settings, counts), `pool` (idle keep-alive connections), `connector`
+//! (new connections), `balance` (picking), `health` (active checks),
 //! `passive` (ejection), `send` (attempts and retries), `body` (idle timeouts, replayable
 //! request bodies), `upgrade` (WebSocket and other tunnels), `policy`/`profile` (what an
 //! Ingress asks for).
@@ -16,6 +17,7 @@ pub mod error;
 pub mod health;
 pub mod passive;
 pub mod policy;
+mod pool;
 pub mod profile;
 mod send;
 mod upgrade;

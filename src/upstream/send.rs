@@ -2,17 +2,20 @@
 //! and retry only what is safe. A failed connect is retried once on another endpoint (the
 //! body was not sent). A reused pooled connection that the upstream closed before answering
 //! is retried once on a fresh connection, for idempotent requests and for requests whose
-//! body was not sent. Nothing else is retried.
+//! body was not sent. Nothing else is retried. (A request that a pooled connection hands back
+//! unsent, because the connection was not ready yet or had just closed, goes to another
+//! connection: nothing reached the upstream, so that is not a retry.)
+//!
+//! Requests go out in origin-form with the client's `Host`; the head is copied only for an
+//! attempt that may be retried after it was sent (on a pooled connection), otherwise moved.
 
-use http::uri::{PathAndQuery, Scheme};
+use http::header::HeaderName;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version, header};
 use http_body::Body as _;
-use hyper_util::client::legacy::Error as ClientError;
 use tokio::sync::oneshot;
 use tokio::time::{Duration, Instant};
 
 use super::body::{Outgoing, UpstreamBody};
-use super::connector::{Born, Tally};
 use super::endpoint::{Endpoint, InFlight};
 use super::error::find;
 use super::error::{BodyError, ConnectError, UpstreamError};
@@ -24,7 +27,14 @@ use crate::proxy::RequestBody;
 /// connection that held it.
 const BODY_RETURN: Duration = Duration::from_secs(1);
 
-/// Sends `req` (origin-form URI, headers already rewritten) to an endpoint of `group`.
+/// Pooled connections that hand a request back unsent (not ready yet, or closed) before the
+/// request goes to a new connection instead.
+const UNSENT_MAX: u32 = 4;
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+/// Sends `req` (origin-form URI, `Host` set, headers already rewritten) to an endpoint of
+/// `group`.
 pub async fn send(
     group: &Group,
     policy: &UpstreamPolicy,
@@ -37,31 +47,53 @@ pub async fn send(
     let (mut parts, body) = req.into_parts();
     // Shutdown waits for upgraded connections through this (set by the proxy on upgrades).
     let tunnels = parts.extensions.remove::<crate::ops::lifecycle::Tunnels>();
-    let head = Head {
-        method: parts.method,
-        path: parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")),
-        headers: parts.headers,
-    };
+    let mut head = Head { method: parts.method, uri: parts.uri, headers: parts.headers };
     let had_body = !body.is_end_stream();
     let retry_when_stale = is_idempotent(&head.method) || had_body;
-    let deadline = Instant::now() + response_timeout;
+    let mut now = Instant::now();
+    let deadline = now + response_timeout;
 
     // `None` for an empty body, which can always be sent again.
     let mut body = had_body.then_some(body);
     let mut endpoint = group.pick(policy.balance, None).ok_or_else(|| group.no_endpoint())?;
-    let (mut retried_connect, mut retried_stale) = (false, false);
+    let (mut retried_connect, mut retried_stale, mut unsent) = (false, false, 0);
     loop {
-        let (outgoing, back) = Outgoing::new(body.take(), idle);
-        let request = head.request(&endpoint, outgoing);
-        let clients = endpoint.clients();
-        let client = if retried_stale { &clients.fresh } else { &clients.pooled };
         let in_flight = InFlight::new(endpoint.clone());
-        let started = Instant::now();
-        let err = match tokio::time::timeout_at(deadline, client.request(request)).await {
+        // A pooled connection, unless this is the retry after a pooled one closed under the
+        // request: that one goes to a new connection.
+        let pooled = if retried_stale || unsent >= UNSENT_MAX { None } else { endpoint.checkout(now) };
+        let (mut sender, pooled) = match pooled {
+            Some(sender) => (sender, true),
+            None => match tokio::time::timeout_at(deadline, endpoint.connect()).await {
+                Err(_) => return Err(UpstreamError::ResponseTimeout),
+                Ok(Ok(sender)) => (sender, false),
+                Ok(Err(err)) => {
+                    // Nothing was sent: the request and its body are still here.
+                    drop(in_flight);
+                    endpoint.record_failure();
+                    if !retried_connect && let Some(next) = group.pick(policy.balance, Some(&endpoint)) {
+                        tracing::debug!(backend = %group.name, failed = %endpoint.authority, next = %next.authority, "connect failed; retrying on another endpoint");
+                        retried_connect = true;
+                        retried_stale = false;
+                        endpoint = next;
+                        now = Instant::now();
+                        continue;
+                    }
+                    return Err(connect_error(err));
+                }
+            },
+        };
+        // The head is kept for another attempt only when this one may be retried after it
+        // was sent: on a pooled connection the upstream may have closed meanwhile.
+        let may_retry_stale = pooled && !retried_stale && retry_when_stale;
+        let (outgoing, back) = Outgoing::new(body.take(), idle);
+        let request = if may_retry_stale { head.request(outgoing) } else { head.take_request(outgoing) };
+        let err = match tokio::time::timeout_at(deadline, sender.try_send_request(request)).await {
+            // Dropping the exchange closes its connection; the sender goes with it.
             Err(_) => return Err(UpstreamError::ResponseTimeout),
             Ok(Ok(mut response)) => {
-                if let Some(tally) = response.extensions().get::<Tally>() {
-                    tally.sent();
+                if pooled {
+                    endpoint.note_reuse();
                 }
                 observe(&endpoint, &response);
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS
@@ -71,45 +103,43 @@ pub async fn send(
                     let idle = policy.idle_timeout.unwrap_or(settings.upgrade_idle_timeout);
                     let tracked = tunnels.as_ref().map(crate::ops::lifecycle::Tunnels::track);
                     upgrade::spawn_tunnel(client_upgrade, upstream_upgrade, idle, in_flight, tracked);
-                    return Ok(response.map(|b| UpstreamBody::new(b, idle, None)));
+                    return Ok(response.map(|b| UpstreamBody::new(b, idle, None, None)));
                 }
-                // Which endpoint answered, for the access log.
-                response.extensions_mut().insert(endpoint.authority.clone());
-                return Ok(response.map(|b| UpstreamBody::new(b, idle, Some(in_flight))));
+                let reusable = keeps_alive(&response).then_some(sender);
+                return Ok(response.map(|b| UpstreamBody::new(b, idle, Some(in_flight), reusable)));
             }
-            Ok(Err(err)) => {
-                // The request went to a connection (and failed there) only when it has
-                // connect info; a failed connect has none.
-                if let Some(info) = err.connect_info() {
-                    let mut extensions = http::Extensions::new();
-                    info.get_extras(&mut extensions);
-                    extensions.get::<Tally>().map(Tally::sent);
+            Ok(Err(mut err)) => match err.take_message() {
+                Some(request) if pooled => {
+                    // Handed back unsent: the pooled connection was not ready yet (it goes
+                    // back to the pool when it is) or had closed. Take another connection.
+                    let (parts, outgoing) = request.into_parts();
+                    head.restore(parts);
+                    let resendable;
+                    (body, resendable) = outgoing.reclaim();
+                    if resendable {
+                        endpoint.put(sender);
+                        unsent += 1;
+                        now = Instant::now();
+                        continue;
+                    }
+                    err.into_error()
                 }
-                err
-            }
+                _ => err.into_error(),
+            },
         };
         drop(in_flight);
+        if pooled {
+            // The request went out on a reused connection, even if it got no answer.
+            endpoint.note_reuse();
+        }
         let resendable;
         (body, resendable) = reclaim(back).await;
-        match classify(&err, started) {
-            Failure::Connect => {
-                endpoint.record_failure();
-                if !retried_connect
-                    && resendable
-                    && let Some(next) = group.pick(policy.balance, Some(&endpoint))
-                {
-                    tracing::debug!(backend = %group.name, failed = %endpoint.authority, next = %next.authority, "connect failed; retrying on another endpoint");
-                    retried_connect = true;
-                    retried_stale = false;
-                    endpoint = next;
-                    continue;
-                }
-                return Err(connect_error(err));
-            }
-            Failure::Stale if !retried_stale && retry_when_stale && resendable => {
+        match classify(&err, pooled) {
+            Failure::Stale if may_retry_stale && resendable => {
                 tracing::debug!(endpoint = %endpoint.authority, "pooled connection closed before the answer; retrying on a fresh one");
                 retried_stale = true;
                 endpoint.note_stale_retry();
+                now = Instant::now();
                 continue;
             }
             Failure::RequestBody => return Err(UpstreamError::RequestBody(err)),
@@ -124,24 +154,49 @@ pub async fn send(
 /// The parts of the request needed to send it again.
 struct Head {
     method: Method,
-    path: PathAndQuery,
+    uri: Uri,
     headers: HeaderMap,
 }
 
 impl Head {
-    fn request(&self, endpoint: &Endpoint, body: Outgoing) -> Request<Outgoing> {
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(Scheme::HTTP);
-        uri.authority = Some(endpoint.authority.clone());
-        uri.path_and_query = Some(self.path.clone());
+    /// A copy of the request, for an attempt that may need it again.
+    fn request(&self, body: Outgoing) -> Request<Outgoing> {
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
-        // Scheme, authority and path are all set, so this cannot fail.
-        *request.uri_mut() = Uri::from_parts(uri).unwrap_or_default();
+        *request.uri_mut() = self.uri.clone();
         *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() = self.headers.clone();
         request
     }
+
+    /// The request itself, for an attempt that cannot be retried once sent; should it come
+    /// back unsent, [`Head::restore`] takes it back.
+    fn take_request(&mut self, body: Outgoing) -> Request<Outgoing> {
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = std::mem::take(&mut self.uri);
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() = std::mem::take(&mut self.headers);
+        request
+    }
+
+    fn restore(&mut self, parts: http::request::Parts) {
+        self.uri = parts.uri;
+        self.headers = parts.headers;
+    }
+}
+
+/// Whether the connection may carry another request after this response: HTTP/1.1, no
+/// `Connection: close`, not switching protocols.
+fn keeps_alive<B>(response: &Response<B>) -> bool {
+    response.version() == Version::HTTP_11
+        && response.status() != StatusCode::SWITCHING_PROTOCOLS
+        && !response.headers().get_all(header::CONNECTION).iter().any(|v| {
+            let v = v.as_bytes();
+            // `keep-alive` alone (nginx says it on every answer) needs no splitting.
+            !v.eq_ignore_ascii_case(b"keep-alive")
+                && v.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+        })
 }
 
 /// Passive health and the upstream's keep-alive, from a response header.
@@ -151,9 +206,7 @@ fn observe<B>(endpoint: &Endpoint, response: &Response<B>) {
     } else {
         endpoint.record_success();
     }
-    if let Some(seconds) =
-        response.headers().get(header::HeaderName::from_static("keep-alive")).and_then(keepalive_timeout)
-    {
+    if let Some(seconds) = response.headers().get(KEEP_ALIVE).and_then(keepalive_timeout) {
         endpoint.announce_keepalive(seconds);
     }
 }
@@ -185,8 +238,6 @@ fn is_idempotent(method: &Method) -> bool {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
-    /// No connection was made: nothing reached the upstream.
-    Connect,
     /// A connection reused from the pool was closed before any answer.
     Stale,
     /// The client's request body failed: not the upstream's doing.
@@ -194,23 +245,15 @@ enum Failure {
     Other,
 }
 
-fn classify(err: &ClientError, started: Instant) -> Failure {
-    if err.is_connect() {
-        return Failure::Connect;
-    }
+fn classify(err: &hyper::Error, pooled: bool) -> Failure {
     if find::<BodyError>(err).is_some() {
         return Failure::RequestBody;
     }
-    let reused = err.connect_info().is_some_and(|info| {
-        let mut extensions = http::Extensions::new();
-        info.get_extras(&mut extensions);
-        extensions.get::<Born>().is_some_and(|born| born.0 < started)
-    });
-    if reused && closed_before_answer(err) { Failure::Stale } else { Failure::Other }
+    if pooled && closed_before_answer(err) { Failure::Stale } else { Failure::Other }
 }
 
 /// The connection went away before a response: EOF, reset, or a canceled dispatch.
-fn closed_before_answer(err: &ClientError) -> bool {
+fn closed_before_answer(err: &hyper::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
         if let Some(h) = e.downcast_ref::<hyper::Error>()
@@ -227,10 +270,10 @@ fn closed_before_answer(err: &ClientError) -> bool {
     false
 }
 
-fn connect_error(err: ClientError) -> UpstreamError {
-    match find::<ConnectError>(&err) {
-        Some(ConnectError::TimedOut(_)) => UpstreamError::ConnectTimeout,
-        _ => UpstreamError::Connect(err),
+fn connect_error(err: ConnectError) -> UpstreamError {
+    match err {
+        ConnectError::TimedOut(_) => UpstreamError::ConnectTimeout,
+        err => UpstreamError::Connect(err),
     }
 }
 
@@ -256,18 +299,42 @@ mod tests {
     }
 
     #[test]
-    fn the_head_is_rebuilt_for_each_endpoint() {
-        let head = Head { method: Method::POST, path: PathAndQuery::from_static("/a?b=1"), headers: HeaderMap::new() };
-        let ep = Endpoint::new(
-            "10.0.0.1:8080".parse().unwrap(),
-            super::super::endpoint::ConnSettings {
-                connect_timeout: Duration::from_secs(1),
-                keepalive_idle: Duration::from_secs(1),
-            },
-            Default::default(),
-        );
-        let req = head.request(&ep, Outgoing::Empty);
-        assert_eq!(req.uri(), "http://10.0.0.1:8080/a?b=1");
-        assert_eq!(req.method(), Method::POST);
+    fn the_head_is_sent_in_origin_form_and_copied_only_when_asked() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, http::HeaderValue::from_static("app.example.com"));
+        let mut head = Head { method: Method::POST, uri: Uri::from_static("/a?b=1"), headers };
+        let copy = head.request(Outgoing::Empty);
+        assert_eq!(copy.uri(), "/a?b=1");
+        assert_eq!(copy.method(), Method::POST);
+        assert_eq!(copy.version(), Version::HTTP_11);
+        assert_eq!(copy.headers()[header::HOST], "app.example.com");
+        assert_eq!(head.headers.len(), 1, "a copy leaves the head whole");
+
+        let taken = head.take_request(Outgoing::Empty);
+        assert_eq!(taken.uri(), "/a?b=1");
+        assert_eq!(taken.headers()[header::HOST], "app.example.com");
+        assert!(head.headers.is_empty(), "taken, not copied");
+        let (parts, _) = taken.into_parts();
+        head.restore(parts);
+        assert_eq!(head.request(Outgoing::Empty).headers()[header::HOST], "app.example.com");
+    }
+
+    #[test]
+    fn connection_close_http_1_0_and_upgrades_are_not_kept() {
+        let response = |version, status: u16, connection: Option<&'static str>| {
+            let mut r = Response::new(());
+            *r.version_mut() = version;
+            *r.status_mut() = StatusCode::from_u16(status).unwrap();
+            if let Some(c) = connection {
+                r.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static(c));
+            }
+            r
+        };
+        assert!(keeps_alive(&response(Version::HTTP_11, 200, None)));
+        assert!(keeps_alive(&response(Version::HTTP_11, 200, Some("keep-alive"))));
+        assert!(!keeps_alive(&response(Version::HTTP_11, 200, Some("Close"))));
+        assert!(!keeps_alive(&response(Version::HTTP_11, 200, Some("foo, close"))));
+        assert!(!keeps_alive(&response(Version::HTTP_10, 200, Some("keep-alive"))));
+        assert!(!keeps_alive(&response(Version::HTTP_11, 101, Some("upgrade"))));
     }
 }

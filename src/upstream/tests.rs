@@ -49,13 +49,13 @@ fn a_shared_endpoint_gets_the_longest_connect_and_the_shortest_keepalive() {
         ("a", &[("lintel.dev/connect-timeout", "20s"), ("lintel.dev/upstream-keepalive-timeout", "30s")]),
         ("b", &[("lintel.dev/upstream-keepalive-timeout", "2s")]),
     ]));
-    let clients = groups[0].endpoints()[0].clients();
-    assert_eq!(clients.asked.connect_timeout, Duration::from_secs(20));
-    assert_eq!(clients.asked.keepalive_idle, Duration::from_secs(2));
+    let asked = groups[0].endpoints()[0].conn_settings();
+    assert_eq!(asked.connect_timeout, Duration::from_secs(20));
+    assert_eq!(asked.keepalive_idle, Duration::from_secs(2));
 
     let groups = upstreams.bind(&table(&[("a", &[])]));
-    let clients = groups[0].endpoints()[0].clients();
+    let asked = groups[0].endpoints()[0].conn_settings();
     let defaults = UpstreamSettings::default();
-    assert_eq!(clients.asked.connect_timeout, defaults.connect_timeout, "back to the default when the annotation goes");
-    assert_eq!(clients.asked.keepalive_idle, defaults.keepalive_idle);
+    assert_eq!(asked.connect_timeout, defaults.connect_timeout, "back to the default when the annotation goes");
+    assert_eq!(asked.keepalive_idle, defaults.keepalive_idle);
 }
