@@ -81,6 +81,8 @@ pub struct Group {
     settings: Arc<UpstreamSettings>,
     /// Why the backend has no endpoints, when that is a configuration error.
     pub unresolved: Option<Arc<str>>,
+    /// Where retries are counted, under this backend's namespace and service.
+    retries: Option<(Arc<Metrics>, BackendId)>,
 }
 
 impl Group {
@@ -90,6 +92,15 @@ impl Group {
 
     pub fn settings(&self) -> &UpstreamSettings {
         &self.settings
+    }
+
+    /// Counts one retry (`connect`: on another endpoint after a failed connect; `stale`: on
+    /// a new connection after a pooled one closed before answering). Rare: the labels are
+    /// looked up here rather than held per backend.
+    fn retried(&self, reason: &'static str) {
+        if let Some((metrics, id)) = &self.retries {
+            metrics.upstream_retry(&id.namespace, &id.service, reason);
+        }
     }
 
     /// The answer when no endpoint can be picked.
@@ -200,6 +211,7 @@ impl Upstreams {
                     state,
                     settings: self.settings.clone(),
                     unresolved: backend.unresolved.as_deref().map(Into::into),
+                    retries: self.metrics.as_ref().map(|m| (m.clone(), backend.id.clone())),
                 })
             })
             .collect()

@@ -75,6 +75,7 @@ pub async fn send(
                         tracing::debug!(backend = %group.name, failed = %endpoint.authority, next = %next.authority, "connect failed; retrying on another endpoint");
                         retried_connect = true;
                         retried_stale = false;
+                        group.retried("connect");
                         endpoint = next;
                         now = Instant::now();
                         continue;
@@ -139,6 +140,7 @@ pub async fn send(
                 tracing::debug!(endpoint = %endpoint.authority, "pooled connection closed before the answer; retrying on a fresh one");
                 retried_stale = true;
                 endpoint.note_stale_retry();
+                group.retried("stale");
                 now = Instant::now();
                 continue;
             }

@@ -308,6 +308,9 @@ async fn requests_at_the_upstream_keepalive_edge_never_get_502() {
     );
     assert_eq!(statuses.len(), 1000);
     assert!(bad.is_empty(), "{bad:?}");
+    let (_, _, metrics) = get(&client(), site.proxy.admin_addr, "localhost", "/metrics").await;
+    let counted = support::scrape::value(&metrics, "lintel_upstream_retries_total", &[("reason", "stale")]);
+    assert_eq!(counted.unwrap_or(0.0), retries as f64, "every stale retry is counted");
     assert!(connections > 100, "the upstreams did close idle connections: {connections}");
 }
 
@@ -554,4 +557,8 @@ async fn a_failed_connect_is_retried_on_another_endpoint_with_the_body() {
         assert_eq!((status, answer), (StatusCode::OK, format!("live {}", body.len())));
     }
     assert_eq!(live.hits(), 10);
+    let (_, _, metrics) = get(&c, site.proxy.admin_addr, "localhost", "/metrics").await;
+    let retries =
+        support::scrape::value(&metrics, "lintel_upstream_retries_total", &[("service", "app"), ("reason", "connect")]);
+    assert!(retries.is_some_and(|n| n >= 1.0), "{retries:?}");
 }

@@ -20,6 +20,7 @@ fn group(n: usize) -> Group {
         state: Arc::default(),
         settings: Arc::new(UpstreamSettings::default()),
         unresolved: None,
+        retries: None,
     }
 }
 
