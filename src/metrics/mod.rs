@@ -229,7 +229,13 @@ impl Metrics {
             None,
             &self.connect_errors,
         );
-        reg(r, "upstream_retries", "Requests retried on another endpoint, by backend and reason.", None, &self.retries);
+        reg(
+            r,
+            "upstream_retries",
+            "Requests sent again, by backend and reason: connect (another endpoint after a failed connect), stale (a new connection after a pooled one closed before answering).",
+            None,
+            &self.retries,
+        );
         reg(
             r,
             "upstream_timeouts",
