@@ -146,7 +146,9 @@ async fn start_manifests(
     let first = Arc::new(first);
     control.apply(&first);
     let (tx, rx) = watch::channel(first);
-    tasks.spawn(manifests::watch(manifest_dir, tx, DEBOUNCE, RESCAN, shutdown.clone()));
+    let metrics = control.metrics.clone();
+    let synced = move || metrics.sync_succeeded();
+    tasks.spawn(manifests::watch(manifest_dir, tx, DEBOUNCE, RESCAN, synced, shutdown.clone()));
     tasks.spawn(control.run(rx, shutdown.clone()));
     Ok(())
 }

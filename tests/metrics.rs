@@ -254,3 +254,26 @@ async fn endpoint_states_follow_active_checks_and_passive_ejection() {
     assert_eq!(state(&text, "web", "healthy"), Some(1.0));
     assert_eq!(state(&text, "web", "unhealthy"), Some(0.0));
 }
+
+#[tokio::test]
+async fn a_quiet_manifests_directory_still_counts_as_synced() {
+    use support::scrape::value;
+
+    let dir = tempfile::tempdir().unwrap();
+    let yaml =
+        [CLASS_YAML.to_owned(), ingress_yaml("site", "site.example.com", &[("/", "Prefix", "web")])].join("---\n");
+    std::fs::write(dir.path().join("site.yaml"), yaml).unwrap();
+    let proxy = start_proxy(dir.path(), |c| c.access_log.enabled = false).await;
+    let admin = proxy.admin_addr;
+    let sync = "lintel_last_successful_sync_timestamp_seconds";
+    let (_, _, text) = get(&client(), admin, "localhost", "/metrics").await;
+    let first = value(&text, sync, &[]).unwrap();
+    // A rescan (one as the watch starts, then every 5 s) finds nothing new and says so.
+    eventually("a rescan moves the sync time", std::time::Duration::from_secs(12), || async move {
+        let (_, _, text) = get(&client(), admin, "localhost", "/metrics").await;
+        value(&text, sync, &[]).is_some_and(|t| t > first)
+    })
+    .await;
+    let (_, _, text) = get(&client(), admin, "localhost", "/metrics").await;
+    assert_eq!(value(&text, "lintel_table_rebuilds_total", &[("outcome", "swapped")]), Some(1.0));
+}

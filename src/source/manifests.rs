@@ -79,11 +79,19 @@ pub struct ManifestDir {
     scanned_once: bool,
     /// A file was caught mid-write: scan again shortly.
     settling: bool,
+    /// The last scan could list the directory (a `None` from `scan` then means "unchanged").
+    readable: bool,
 }
 
 impl ManifestDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), files: HashMap::new(), scanned_once: false, settling: false }
+        Self { root: root.into(), files: HashMap::new(), scanned_once: false, settling: false, readable: false }
+    }
+
+    /// Whether the last scan read the directory: when it returned `None` too, what is in
+    /// service is still what the directory holds.
+    pub fn was_readable(&self) -> bool {
+        self.readable
     }
 
     pub fn root(&self) -> &Path {
@@ -107,6 +115,7 @@ impl ManifestDir {
                 // An unreadable directory keeps what was loaded: losing every route because a
                 // mount flickered would be worse than serving the last good picture.
                 let diag = Diagnostic::error(self.file_subject(&self.root, None), "", err);
+                self.readable = false;
                 if self.scanned_once {
                     tracing::warn!(%diag, "manifests directory unreadable; keeping the last good table");
                     return None;
@@ -115,6 +124,7 @@ impl ManifestDir {
                 Vec::new()
             }
         };
+        self.readable = root_diagnostics.is_empty();
         let mut changed = !self.scanned_once;
         let wanted: HashSet<&PathBuf> = paths.iter().map(|(p, _)| p).collect();
         let before = self.files.len();
@@ -384,6 +394,8 @@ pub fn load_str(name: &str, text: &str) -> Loaded {
 
 /// Watches the directory and publishes a new [`Loaded`] whenever its contents change.
 /// Events are coalesced (`debounce`); a periodic rescan catches anything the OS did not report.
+/// A rescan that reads the directory and finds nothing new calls `synced`, so the time of the
+/// last successful sync stays fresh on a quiet directory.
 ///
 /// The OS watch is registered before this returns, so no change made after the call is missed
 /// even if the returned future is polled later; the first poll rescans once to cover changes
@@ -393,6 +405,7 @@ pub fn watch(
     tx: watch::Sender<Arc<Loaded>>,
     debounce: Duration,
     rescan: Duration,
+    synced: impl Fn() + Send + 'static,
     shutdown: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
     let wake = Arc::new(Notify::new());
@@ -419,9 +432,13 @@ pub fn watch(
                 return;
             };
             dir = back;
-            if let Some(loaded) = loaded {
-                tracing::info!(dir = %dir.root().display(), "manifests changed");
-                tx.send_replace(Arc::new(loaded));
+            match loaded {
+                Some(loaded) => {
+                    tracing::info!(dir = %dir.root().display(), "manifests changed");
+                    tx.send_replace(Arc::new(loaded));
+                }
+                None if dir.was_readable() => synced(),
+                None => {}
             }
         }
     }

@@ -129,6 +129,7 @@ fn scan_reports_changes_only() {
     let mut manifests = ManifestDir::new(dir.path());
     assert!(manifests.scan().is_some(), "the first scan always publishes");
     assert!(manifests.scan().is_none());
+    assert!(manifests.was_readable(), "unchanged, not unreadable: a sync all the same");
     fs::write(dir.path().join("b.yaml"), ingress("b")).unwrap();
     assert_eq!(names(&manifests.scan().unwrap()), ["a", "b"]);
     fs::remove_file(&file).unwrap();
@@ -147,6 +148,10 @@ fn an_unreadable_directory_keeps_what_was_loaded() {
     assert!(manifests.scan().is_some());
     fs::rename(&root, dir.path().join("gone")).unwrap();
     assert!(manifests.scan().is_none());
+    assert!(!manifests.was_readable(), "no sync while the directory cannot be read");
+    fs::rename(dir.path().join("gone"), &root).unwrap();
+    assert!(manifests.scan().is_none(), "the same objects again: nothing to publish");
+    assert!(manifests.was_readable());
 }
 
 #[test]
