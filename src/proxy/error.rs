@@ -44,7 +44,9 @@ impl ProxyError {
             Self::RequestBodyIdle => StatusCode::REQUEST_TIMEOUT,
             Self::Upstream(err) => match err {
                 UpstreamError::NoEndpoint(_) | UpstreamError::Unresolved { .. } => StatusCode::SERVICE_UNAVAILABLE,
-                UpstreamError::Connect(_) | UpstreamError::Protocol(_) => StatusCode::BAD_GATEWAY,
+                UpstreamError::Connect(_) | UpstreamError::Protocol(_) | UpstreamError::Plain(_) => {
+                    StatusCode::BAD_GATEWAY
+                }
                 UpstreamError::RequestBody(_) => StatusCode::BAD_REQUEST,
                 UpstreamError::ConnectTimeout | UpstreamError::ResponseTimeout => StatusCode::GATEWAY_TIMEOUT,
             },
@@ -67,7 +69,7 @@ impl ProxyError {
                 UpstreamError::Connect(_) => "upstream_connect",
                 UpstreamError::ConnectTimeout => "connect_timeout",
                 UpstreamError::ResponseTimeout => "response_timeout",
-                UpstreamError::Protocol(_) => "upstream_protocol",
+                UpstreamError::Protocol(_) | UpstreamError::Plain(_) => "upstream_protocol",
                 UpstreamError::RequestBody(_) => "request_body",
             },
         }

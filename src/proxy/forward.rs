@@ -48,27 +48,32 @@ pub fn upstream_request(
     parts.uri = Uri::from(path);
     parts.version = Version::HTTP_11;
     let headers = &mut parts.headers;
-    let upgrade = upgrade_protocol(headers);
-    remove_hop_by_hop(headers);
+    let present = Present::scan(headers);
+    let upgrade =
+        if present.has(CONNECTION_BIT) && present.has(UPGRADE_BIT) { upgrade_protocol(headers) } else { None };
+    let present = remove_hop_by_hop(headers, present);
     if let Some(protocol) = upgrade {
         // Upgrade requests (WebSocket) keep the two headers that ask for the switch.
         headers.insert(header::UPGRADE, protocol);
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    if !headers.contains_key(header::HOST) {
+    if !present.has(HOST_BIT) {
         // HTTP/2 clients send `:authority` only; HTTP/1.1 upstreams need it as `Host`.
         headers.insert(header::HOST, host.clone());
     }
-    set_forwarded(headers, client, host);
+    set_forwarded(headers, present, client, host);
     Ok(Request::from_parts(parts, body))
 }
 
 /// Strips hop-by-hop headers from the upstream's response; everything else passes untouched.
 pub fn client_response<B>(mut response: Response<B>) -> Response<B> {
-    let upgrade = (response.status() == http::StatusCode::SWITCHING_PROTOCOLS)
-        .then(|| upgrade_protocol(response.headers()))
-        .flatten();
-    remove_hop_by_hop(response.headers_mut());
+    let present = Present::scan(response.headers());
+    let upgrade = (response.status() == http::StatusCode::SWITCHING_PROTOCOLS
+        && present.has(CONNECTION_BIT)
+        && present.has(UPGRADE_BIT))
+    .then(|| upgrade_protocol(response.headers()))
+    .flatten();
+    remove_hop_by_hop(response.headers_mut(), present);
     if let Some(protocol) = upgrade {
         response.headers_mut().insert(header::UPGRADE, protocol);
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -79,12 +84,13 @@ pub fn client_response<B>(mut response: Response<B>) -> Response<B> {
     response
 }
 
-fn set_forwarded(headers: &mut HeaderMap, client: ClientSide, host: &HeaderValue) {
+fn set_forwarded(headers: &mut HeaderMap, present: Present, client: ClientSide, host: &HeaderValue) {
     // An address always makes a valid header value; one value serves both headers below.
     let address = address_value(client.address);
     // Earlier hops are kept for the record (joined, as several headers mean one list).
     let mut earlier = String::new();
-    for value in headers.get_all(&X_FORWARDED_FOR) {
+    let sent = if present.has(X_FORWARDED_FOR_BIT) { Some(headers.get_all(&X_FORWARDED_FOR)) } else { None };
+    for value in sent.into_iter().flatten() {
         if let Ok(v) = value.to_str() {
             let v = v.trim();
             if !v.is_empty() {
@@ -111,8 +117,13 @@ fn set_forwarded(headers: &mut HeaderMap, client: ClientSide, host: &HeaderValue
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(client.scheme));
     headers.insert(X_FORWARDED_HOST, host.clone());
     headers.insert(X_FORWARDED_PORT, forwarded_port(host, client.scheme));
-    headers.remove(X_FORWARDED_PREFIX);
-    headers.remove(header::FORWARDED);
+    // Removing costs a hash and a probe each; most requests carry neither.
+    if present.has(X_FORWARDED_PREFIX_BIT) {
+        headers.remove(X_FORWARDED_PREFIX);
+    }
+    if present.has(FORWARDED_BIT) {
+        headers.remove(header::FORWARDED);
+    }
 }
 
 /// An address as a header value. IPv4 is written by hand: `Display` goes through the
@@ -146,19 +157,21 @@ fn address_value(address: IpAddr) -> Option<HeaderValue> {
 /// port, which the client never saw (Airflow 2 compares it with the Referer).
 fn forwarded_port(host: &HeaderValue, scheme: &str) -> HeaderValue {
     let default = || HeaderValue::from_static(if scheme == "https" { "443" } else { "80" });
-    let Ok(host) = host.to_str() else { return default() };
-    let port = match host.rfind(':') {
-        Some(i) if !host[i..].contains(']') => &host[i + 1..],
+    // A byte search: `str::rfind` with a char pattern costs several times more.
+    let host = host.as_bytes();
+    let port = match host.iter().rposition(|&b| b == b':') {
+        Some(i) if !host[i..].contains(&b']') => &host[i + 1..],
         _ => return default(),
     };
-    if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
-        HeaderValue::from_str(port).unwrap_or_else(|_| default())
+    if !port.is_empty() && port.iter().all(u8::is_ascii_digit) {
+        HeaderValue::from_bytes(port).unwrap_or_else(|_| default())
     } else {
         default()
     }
 }
 
-/// The fixed hop-by-hop set, plus `Connection` (which may list more).
+/// The fixed hop-by-hop set, plus `Connection` (which may list more). The bit of each name in
+/// [`Present`] is its index here.
 const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     KEEP_ALIVE,
@@ -168,6 +181,40 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::TRANSFER_ENCODING,
     header::UPGRADE,
 ];
+const CONNECTION_BIT: usize = 0;
+const UPGRADE_BIT: usize = 6;
+/// The other names the rewrites look for, after the hop-by-hop set.
+const REWRITTEN: [HeaderName; 4] = [header::HOST, X_FORWARDED_FOR, X_FORWARDED_PREFIX, header::FORWARDED];
+const HOST_BIT: usize = 7;
+const X_FORWARDED_FOR_BIT: usize = 8;
+const X_FORWARDED_PREFIX_BIT: usize = 9;
+const FORWARDED_BIT: usize = 10;
+
+/// Which of the names the rewrites care about a message carries, found in one pass over its
+/// names: most requests carry none of them but `Host`, most responses only `Connection`, and
+/// every probe or removal of an absent name would cost a hash and a lookup.
+#[derive(Debug, Clone, Copy)]
+struct Present(u16);
+
+impl Present {
+    fn scan(headers: &HeaderMap) -> Self {
+        let mut bits = 0u16;
+        for name in headers.keys() {
+            if let Some(i) = HOP_BY_HOP.iter().chain(&REWRITTEN).position(|h| h == name) {
+                bits |= 1 << i;
+            }
+        }
+        Self(bits)
+    }
+
+    fn has(self, bit: usize) -> bool {
+        self.0 & (1 << bit) != 0
+    }
+
+    fn any_hop_by_hop(self) -> bool {
+        self.0 & ((1 << HOP_BY_HOP.len()) - 1) != 0
+    }
+}
 
 /// The `Upgrade` protocol of a message that asks to switch (`Connection: upgrade`). Never
 /// `h2c`: an upstream speaking HTTP/2 directly with the client would bypass every rule here.
@@ -183,43 +230,49 @@ fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
     if h2c { None } else { Some(protocol.clone()) }
 }
 
-/// Removes `Connection`, the headers it lists, and the fixed hop-by-hop set.
-fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names notes which of the fixed set are present (most requests carry
-    // none; most responses only `Connection: keep-alive`), so only those are probed again.
-    let mut present = 0u8;
-    for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
-            present |= 1 << i;
-        }
+/// Removes `Connection`, the headers it lists, and the fixed hop-by-hop set (those of it that
+/// `present` found). Returns what is present afterwards.
+fn remove_hop_by_hop(headers: &mut HeaderMap, present: Present) -> Present {
+    if !present.any_hop_by_hop() {
+        return present;
     }
-    if present == 0 {
-        return;
-    }
-    if present & 1 != 0 {
+    if present.has(CONNECTION_BIT) {
         // Names listed in `Connection` go too. The usual tokens (`keep-alive`, `close`,
         // `upgrade`) are in the fixed set or name no header: no lookup for them.
         let mut listed: Vec<HeaderName> = Vec::new();
-        for token in
-            headers.get_all(header::CONNECTION).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','))
-        {
-            let token = token.trim();
-            if token.is_empty() || ["keep-alive", "close", "upgrade"].iter().any(|t| token.eq_ignore_ascii_case(t)) {
+        for value in headers.get_all(header::CONNECTION) {
+            // `keep-alive` alone (nginx says it on every answer) needs no splitting.
+            if value.as_bytes().eq_ignore_ascii_case(b"keep-alive") {
                 continue;
             }
-            if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-                listed.push(name);
+            for token in value.to_str().into_iter().flat_map(|v| v.split(',')) {
+                let token = token.trim();
+                if token.is_empty() || ["keep-alive", "close", "upgrade"].iter().any(|t| token.eq_ignore_ascii_case(t))
+                {
+                    continue;
+                }
+                if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                    listed.push(name);
+                }
             }
         }
-        for name in listed {
-            headers.remove(name);
+        if !listed.is_empty() {
+            // Rare: a listed name may be one of the others looked for (`Host` even).
+            for name in listed {
+                headers.remove(name);
+            }
+            for name in &HOP_BY_HOP {
+                headers.remove(name);
+            }
+            return Present::scan(headers);
         }
     }
     for (i, name) in HOP_BY_HOP.iter().enumerate() {
-        if present & (1 << i) != 0 {
+        if present.has(i) {
             headers.remove(name);
         }
     }
+    Present(present.0 & !((1 << HOP_BY_HOP.len()) - 1))
 }
 
 #[cfg(test)]
@@ -250,14 +303,19 @@ mod tests {
         let client = ClientSide { address: [192, 0, 2, 7].into(), origin: Origin::Socket, scheme: "http" };
         let host = HeaderValue::from_static("a.example.com");
         let mut h = HeaderMap::new();
-        set_forwarded(&mut h, client, &host);
+        let present = Present::scan(&h);
+        set_forwarded(&mut h, present, client, &host);
         assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.7");
         assert_eq!(h[&X_REAL_IP], "192.0.2.7");
         let mut h = HeaderMap::new();
         h.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
         h.append(X_FORWARDED_FOR, HeaderValue::from_static(" 10.0.0.2 "));
-        set_forwarded(&mut h, client, &host);
+        h.insert(X_FORWARDED_PREFIX, HeaderValue::from_static("/sneaky"));
+        h.insert(header::FORWARDED, HeaderValue::from_static("for=10.9.9.9"));
+        let present = Present::scan(&h);
+        set_forwarded(&mut h, present, client, &host);
         assert_eq!(h.get_all(&X_FORWARDED_FOR).iter().collect::<Vec<_>>(), ["10.0.0.1, 10.0.0.2, 192.0.2.7"]);
+        assert!(!h.contains_key(X_FORWARDED_PREFIX) && !h.contains_key(header::FORWARDED), "client-sent, dropped");
         assert_eq!(h[&X_REAL_IP], "192.0.2.7");
     }
 
@@ -281,7 +339,9 @@ mod tests {
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("x-kept", HeaderValue::from_static("1"));
-        remove_hop_by_hop(&mut h);
+        let present = Present::scan(&h);
+        let left = remove_hop_by_hop(&mut h, present);
+        assert!(!left.any_hop_by_hop());
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
 
@@ -292,7 +352,21 @@ mod tests {
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         h.insert("x-kept", HeaderValue::from_static("1"));
-        remove_hop_by_hop(&mut h);
+        let present = Present::scan(&h);
+        let left = remove_hop_by_hop(&mut h, present);
+        assert!(!left.any_hop_by_hop());
         assert_eq!(h.keys().collect::<Vec<_>>(), ["x-kept"]);
+    }
+
+    #[test]
+    fn a_name_listed_in_connection_is_gone_from_what_is_present() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("a.example.com"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Host"));
+        let before = Present::scan(&h);
+        assert!(before.has(HOST_BIT) && before.has(CONNECTION_BIT));
+        let after = remove_hop_by_hop(&mut h, before);
+        assert!(!after.has(HOST_BIT), "Host was listed, so it is added back from the request");
+        assert!(h.is_empty());
     }
 }

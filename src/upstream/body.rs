@@ -18,6 +18,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::endpoint::InFlight;
 use super::error::BodyError;
+use super::plain::PlainBody;
 use crate::proxy::RequestBody;
 
 /// Fails a body that has been waited on for `idle` without a frame. The clock runs only
@@ -173,14 +174,48 @@ impl Body for Outgoing {
 
 /// The upstream's response body on its way to the client. Holds the endpoint's in-flight
 /// count until the body is done, so load balancing sees streaming responses as load, and the
-/// connection's sender when the connection may carry another request: the sender goes back
-/// to the endpoint's pool once the body has been read to its end. A body dropped before its
-/// end drops the sender, and hyper closes the connection.
+/// connection when it may carry another request: it goes back to the endpoint's pool once the
+/// body has been read to its end. A body dropped before its end drops the connection, which
+/// closes it.
 #[derive(Debug)]
 pub struct UpstreamBody {
-    body: IdleBody<Incoming>,
+    body: IdleBody<Source>,
     in_flight: Option<InFlight>,
+    /// hyper's sender, for a hyper exchange that may be reused (a plain body holds its own).
     reusable: Option<SendRequest<Outgoing>>,
+}
+
+/// Where the bytes come from: hyper's client, or a plain exchange reading its own socket.
+#[derive(Debug)]
+enum Source {
+    Hyper(Incoming),
+    Plain(PlainBody),
+}
+
+impl Body for Source {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            Self::Hyper(body) => Pin::new(body).poll_frame(cx).map(|f| f.map(|r| r.map_err(BodyError::from))),
+            Self::Plain(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Hyper(body) => body.is_end_stream(),
+            Self::Plain(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Hyper(body) => body.size_hint(),
+            Self::Plain(body) => body.size_hint(),
+        }
+    }
 }
 
 impl UpstreamBody {
@@ -190,7 +225,16 @@ impl UpstreamBody {
         in_flight: Option<InFlight>,
         reusable: Option<SendRequest<Outgoing>>,
     ) -> Self {
-        Self { body: IdleBody::new(body, idle), in_flight, reusable }
+        Self { body: IdleBody::new(Source::Hyper(body), idle), in_flight, reusable }
+    }
+
+    /// A plain exchange's body; its connection goes back to the pool at the end when the
+    /// response allowed keeping it (`keep`).
+    pub(super) fn plain(mut body: PlainBody, idle: Duration, in_flight: InFlight, keep: bool) -> Self {
+        if !keep {
+            body.forget_connection_at_end();
+        }
+        Self { body: IdleBody::new(Source::Plain(body), idle), in_flight: Some(in_flight), reusable: None }
     }
 
     /// The endpoint that answered (none for an upgrade, whose tunnel holds it).
@@ -200,9 +244,18 @@ impl UpstreamBody {
 
     /// Back to the pool, once the whole body has been read.
     fn release(&mut self) {
-        if let (Some(sender), Some(in_flight)) = (self.reusable.take(), &self.in_flight) {
+        let Some(in_flight) = &self.in_flight else { return };
+        if let Some(sender) = self.reusable.take() {
             in_flight.endpoint().put(sender);
+        } else if let Source::Plain(body) = &mut self.body.inner
+            && let Some(conn) = body.take_reusable()
+        {
+            in_flight.endpoint().put_plain(conn);
         }
+    }
+
+    fn holds_connection(&self) -> bool {
+        self.reusable.is_some() || matches!(&self.body.inner, Source::Plain(_))
     }
 }
 
@@ -217,7 +270,12 @@ impl Body for UpstreamBody {
             Poll::Ready(None) => this.release(),
             Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.release(),
             // A failed body (cut, idle) leaves the connection in no state to reuse.
-            Poll::Ready(Some(Err(_))) => this.reusable = None,
+            Poll::Ready(Some(Err(_))) => {
+                this.reusable = None;
+                if let Source::Plain(body) = &mut this.body.inner {
+                    body.forget_connection_at_end();
+                }
+            }
             _ => {}
         }
         polled
@@ -235,7 +293,7 @@ impl Body for UpstreamBody {
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
         // An empty body is done without a poll.
-        if self.reusable.is_some() && self.body.is_end_stream() {
+        if self.holds_connection() && self.body.is_end_stream() {
             self.release();
         }
     }

@@ -36,7 +36,7 @@ impl Target {
         }
     }
 
-    async fn tcp(&self) -> std::io::Result<TcpStream> {
+    pub(super) async fn tcp(&self) -> std::io::Result<TcpStream> {
         match self {
             Self::Ip(addr) => TcpStream::connect(*addr).await,
             Self::Name(name) => TcpStream::connect(name.as_ref()).await,

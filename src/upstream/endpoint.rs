@@ -16,6 +16,7 @@ use super::connector::{self, Target};
 use super::error::ConnectError;
 use super::health::{ActiveHealth, Checker};
 use super::passive::{Passive, PassiveSettings};
+use super::plain::PlainConn;
 use super::policy::HealthCheck;
 use super::pool::Pool;
 use crate::metrics::PoolMetrics;
@@ -41,8 +42,9 @@ fn effective_keepalive(asked: Duration, announced_ms: u64) -> Duration {
 pub struct Endpoint {
     pub authority: Authority,
     target: Target,
-    /// Idle keep-alive connections.
-    pool: Pool,
+    /// Idle keep-alive connections: hyper's, and those of plain exchanges.
+    pool: Pool<SendRequest<Outgoing>>,
+    plain: Pool<PlainConn>,
     /// What `bind` asked for, in nanoseconds; the pool may keep connections shorter
     /// (`Keep-Alive: timeout`).
     connect_timeout_ns: AtomicU64,
@@ -78,6 +80,7 @@ impl Endpoint {
             target: Target::new(&authority),
             authority,
             pool: Pool::new(conn.keepalive_idle),
+            plain: Pool::new(conn.keepalive_idle),
             connect_timeout_ns: AtomicU64::new(nanos(conn.connect_timeout)),
             keepalive_asked_ns: AtomicU64::new(nanos(conn.keepalive_idle)),
             in_flight: AtomicUsize::new(0),
@@ -108,7 +111,7 @@ impl Endpoint {
 
     /// Connections idle in the pool (expired ones included until they are reaped).
     pub fn idle_connections(&self) -> usize {
-        self.pool.idle()
+        self.pool.idle() + self.plain.idle()
     }
 
     /// A pooled connection that has not expired, if any.
@@ -125,6 +128,22 @@ impl Endpoint {
     /// Takes back a connection whose exchange ended cleanly.
     pub(super) fn put(&self, sender: SendRequest<Outgoing>) {
         self.pool.put(sender);
+    }
+
+    /// A pooled plain connection that has not expired, if any.
+    pub(super) fn checkout_plain(&self, now: Instant) -> Option<PlainConn> {
+        self.plain.checkout(now)
+    }
+
+    /// A new plain connection, within the connect timeout.
+    pub(super) async fn connect_plain(&self) -> Result<PlainConn, ConnectError> {
+        let timeout = Duration::from_nanos(self.connect_timeout_ns.load(Ordering::Relaxed));
+        PlainConn::connect(&self.target, timeout, &self.metrics).await
+    }
+
+    /// Takes back a plain connection whose exchange ended cleanly.
+    pub(super) fn put_plain(&self, conn: PlainConn) {
+        self.plain.push(conn);
     }
 
     /// A request went out on a connection that had carried one before.
@@ -176,10 +195,9 @@ impl Endpoint {
     pub fn configure(&self, conn: ConnSettings, check: Option<Arc<HealthCheck>>) {
         self.connect_timeout_ns.store(nanos(conn.connect_timeout), Ordering::Relaxed);
         self.keepalive_asked_ns.store(nanos(conn.keepalive_idle), Ordering::Relaxed);
-        self.pool.set_keepalive(effective_keepalive(
-            conn.keepalive_idle,
-            self.announced_keepalive_ms.load(Ordering::Relaxed),
-        ));
+        let keepalive = effective_keepalive(conn.keepalive_idle, self.announced_keepalive_ms.load(Ordering::Relaxed));
+        self.pool.set_keepalive(keepalive);
+        self.plain.set_keepalive(keepalive);
         let mut checker = match self.checker.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -207,6 +225,7 @@ impl Endpoint {
         if keepalive != self.pool.keepalive() {
             tracing::debug!(endpoint = %self.authority, seconds, "upstream announced its keep-alive; pool follows");
             self.pool.set_keepalive(keepalive);
+            self.plain.set_keepalive(keepalive);
         }
     }
 }

@@ -19,6 +19,9 @@ pub enum UpstreamError {
     ResponseTimeout,
     #[error("upstream sent an invalid response or closed the connection")]
     Protocol(#[source] hyper::Error),
+    /// The same, from a plain exchange (`upstream::plain`).
+    #[error("upstream sent an invalid response or closed the connection")]
+    Plain(#[source] super::plain::PlainError),
     /// The client's request body failed while it was being sent (too large, stalled, cut).
     #[error("the request body could not be read")]
     RequestBody(#[source] hyper::Error),
@@ -31,6 +34,8 @@ pub enum BodyError {
     Idle(Duration),
     #[error(transparent)]
     Hyper(#[from] hyper::Error),
+    #[error(transparent)]
+    Plain(#[from] super::plain::PlainError),
     #[error("request body: {0}")]
     Request(#[from] crate::proxy::body::RequestBodyError),
 }

@@ -16,6 +16,8 @@ pub mod endpoint;
 pub mod error;
 pub mod health;
 pub mod passive;
+mod plain;
+mod plain_body;
 pub mod policy;
 mod pool;
 pub mod profile;
@@ -31,6 +33,7 @@ use http::uri::Authority;
 pub use body::UpstreamBody;
 pub use endpoint::Endpoint;
 pub use error::{BodyError, UpstreamError};
+pub use plain::PlainError;
 pub use send::send;
 pub use upgrade::is_upgrade;
 

@@ -1,5 +1,5 @@
-//! An endpoint's idle keep-alive connections: HTTP/1.1 senders waiting for their next request,
-//! each with the time it went idle.
+//! An endpoint's idle keep-alive connections (hyper's HTTP/1.1 senders, or plain exchange
+//! connections) waiting for their next request, each with the time it went idle.
 //!
 //! Why not hyper-util's pool: one per endpoint needs no key (that pool hashed a
 //! (scheme, authority) key under a mutex several times per request), and a sender is handed
@@ -27,22 +27,40 @@ use super::body::Outgoing;
 const REAP_MIN: Duration = Duration::from_millis(50);
 const REAP_MAX: Duration = Duration::from_secs(30);
 
+/// A connection that can wait in a pool.
+pub trait Pooled: Send + 'static {
+    /// Whether it can still carry a request (the upstream has not closed it meanwhile).
+    fn is_usable(&mut self) -> bool;
+}
+
+impl Pooled for SendRequest<Outgoing> {
+    fn is_usable(&mut self) -> bool {
+        !self.is_closed()
+    }
+}
+
 #[derive(Debug)]
-struct Idle {
-    sender: SendRequest<Outgoing>,
+struct Idle<C> {
+    conn: C,
     since: Instant,
 }
 
-#[derive(Debug, Default)]
-struct Shared {
-    idle: SegQueue<Idle>,
+#[derive(Debug)]
+struct Shared<C> {
+    idle: SegQueue<Idle<C>>,
     /// The effective keep-alive idle, in nanoseconds.
     keepalive_ns: AtomicU64,
     /// A reaper task is running (or about to).
     reaping: AtomicBool,
 }
 
-impl Shared {
+impl<C> Default for Shared<C> {
+    fn default() -> Self {
+        Self { idle: SegQueue::new(), keepalive_ns: AtomicU64::new(0), reaping: AtomicBool::new(false) }
+    }
+}
+
+impl<C: Pooled> Shared<C> {
     fn keepalive(&self) -> Duration {
         Duration::from_nanos(self.keepalive_ns.load(Ordering::Relaxed))
     }
@@ -52,8 +70,8 @@ impl Shared {
     fn reap(&self, now: Instant) {
         let keepalive = self.keepalive();
         for _ in 0..self.idle.len() {
-            let Some(idle) = self.idle.pop() else { return };
-            if now.saturating_duration_since(idle.since) < keepalive && !idle.sender.is_closed() {
+            let Some(mut idle) = self.idle.pop() else { return };
+            if now.saturating_duration_since(idle.since) < keepalive && idle.conn.is_usable() {
                 self.idle.push(idle);
                 return;
             }
@@ -62,9 +80,9 @@ impl Shared {
 }
 
 #[derive(Debug)]
-pub struct Pool(Arc<Shared>);
+pub struct Pool<C>(Arc<Shared<C>>);
 
-impl Pool {
+impl<C: Pooled> Pool<C> {
     pub fn new(keepalive: Duration) -> Self {
         let pool = Self(Arc::default());
         pool.set_keepalive(keepalive);
@@ -83,16 +101,34 @@ impl Pool {
 
     /// An idle connection that has not expired, if any; expired and closed ones met on the
     /// way are dropped.
-    pub fn checkout(&self, now: Instant) -> Option<SendRequest<Outgoing>> {
+    pub fn checkout(&self, now: Instant) -> Option<C> {
         let keepalive = self.keepalive();
-        while let Some(idle) = self.0.idle.pop() {
-            if now.saturating_duration_since(idle.since) < keepalive && !idle.sender.is_closed() {
-                return Some(idle.sender);
+        while let Some(mut idle) = self.0.idle.pop() {
+            if now.saturating_duration_since(idle.since) < keepalive && idle.conn.is_usable() {
+                return Some(idle.conn);
             }
         }
         None
     }
 
+    /// Takes back a connection ready for its next request.
+    pub fn push(&self, conn: C) {
+        self.0.idle.push(Idle { conn, since: Instant::now() });
+        if !self.0.reaping.load(Ordering::SeqCst)
+            && !self.0.reaping.swap(true, Ordering::SeqCst)
+            && !spawn(reaper(Arc::downgrade(&self.0)))
+        {
+            self.0.reaping.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Connections idle now (expired ones included until they are reaped).
+    pub fn idle(&self) -> usize {
+        self.0.idle.len()
+    }
+}
+
+impl Pool<SendRequest<Outgoing>> {
     /// Takes back a connection whose exchange is over. One that is closed is dropped; one not
     /// ready yet (its driver has not caught up with the end of the response) is taken back
     /// when it is ready.
@@ -110,21 +146,6 @@ impl Pool {
             });
         }
     }
-
-    fn push(&self, sender: SendRequest<Outgoing>) {
-        self.0.idle.push(Idle { sender, since: Instant::now() });
-        if !self.0.reaping.load(Ordering::SeqCst)
-            && !self.0.reaping.swap(true, Ordering::SeqCst)
-            && !spawn(reaper(Arc::downgrade(&self.0)))
-        {
-            self.0.reaping.store(false, Ordering::SeqCst);
-        }
-    }
-
-    /// Connections idle now (expired ones included until they are reaped).
-    pub fn idle(&self) -> usize {
-        self.0.idle.len()
-    }
 }
 
 /// Bodies are dropped where their reader is, normally on the runtime; outside one (a test's
@@ -138,7 +159,7 @@ fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) -> bool {
 }
 
 /// Runs while the pool has idle connections; ends when it is empty or gone.
-async fn reaper(pool: Weak<Shared>) {
+async fn reaper<C: Pooled>(pool: Weak<Shared<C>>) {
     loop {
         let period = match pool.upgrade() {
             Some(shared) => (shared.keepalive() / 2).clamp(REAP_MIN, REAP_MAX),

@@ -8,6 +8,8 @@
 //!
 //! Requests go out in origin-form with the client's `Host`; the head is copied only for an
 //! attempt that may be retried after it was sent (on a pooled connection), otherwise moved.
+//! Bodiless `GET` and `HEAD` requests take the plain exchange instead (`upstream::plain`,
+//! same retry rules), which needs no copy: it writes the head from the headers as they are.
 
 use http::header::HeaderName;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version, header};
@@ -19,6 +21,7 @@ use super::body::{Outgoing, UpstreamBody};
 use super::endpoint::{Endpoint, InFlight};
 use super::error::find;
 use super::error::{BodyError, ConnectError, UpstreamError};
+use super::plain::{self, PlainRequest};
 use super::policy::UpstreamPolicy;
 use super::{Group, upgrade};
 use crate::proxy::RequestBody;
@@ -43,7 +46,14 @@ pub async fn send(
     let settings = group.settings();
     let response_timeout = policy.response_timeout.unwrap_or(settings.response_timeout);
     let idle = policy.idle_timeout.unwrap_or(settings.idle_timeout);
-    let client_upgrade = upgrade::is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
+    let is_upgrade = upgrade::is_upgrade(req.headers());
+    if plain::suits(req.method(), !req.body().is_end_stream(), is_upgrade) {
+        let deadline = Instant::now() + response_timeout;
+        let (parts, _) = req.into_parts();
+        let head = PlainRequest { method: &parts.method, uri: &parts.uri, headers: &parts.headers };
+        return plain::send(group, policy, head, deadline, idle).await;
+    }
+    let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     // Shutdown waits for upgraded connections through this (set by the proxy on upgrades).
     let tunnels = parts.extensions.remove::<crate::ops::lifecycle::Tunnels>();
@@ -190,7 +200,7 @@ impl Head {
 
 /// Whether the connection may carry another request after this response: HTTP/1.1, no
 /// `Connection: close`, not switching protocols.
-fn keeps_alive<B>(response: &Response<B>) -> bool {
+pub(super) fn keeps_alive<B>(response: &Response<B>) -> bool {
     response.version() == Version::HTTP_11
         && response.status() != StatusCode::SWITCHING_PROTOCOLS
         && !response.headers().get_all(header::CONNECTION).iter().any(|v| {
@@ -202,7 +212,7 @@ fn keeps_alive<B>(response: &Response<B>) -> bool {
 }
 
 /// Passive health and the upstream's keep-alive, from a response header.
-fn observe<B>(endpoint: &Endpoint, response: &Response<B>) {
+pub(super) fn observe<B>(endpoint: &Endpoint, response: &Response<B>) {
     if response.status().is_server_error() {
         endpoint.record_failure();
     } else {
@@ -272,7 +282,7 @@ fn closed_before_answer(err: &hyper::Error) -> bool {
     false
 }
 
-fn connect_error(err: ConnectError) -> UpstreamError {
+pub(super) fn connect_error(err: ConnectError) -> UpstreamError {
     match err {
         ConnectError::TimedOut(_) => UpstreamError::ConnectTimeout,
         err => UpstreamError::Connect(err),

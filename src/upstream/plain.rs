@@ -1,0 +1,333 @@
+//! The plain exchange: a bodiless `GET` or `HEAD` (most of what an ingress carries) over a
+//! connection this module drives itself, in the client's own task.
+//!
+//! Why not hyper's client for these: its connection runs in a task of its own, so every
+//! request crosses two channels and two task wake-ups, and the head is copied for a possible
+//! retry. Here the head is written from the headers as they are (a retry writes them again),
+//! the response head is parsed in place (httparse, header values sharing one buffer), and the
+//! body is read from the socket by whoever polls it. Everything else (bodies, upgrades) still
+//! goes through hyper.
+
+use std::io;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri, Version};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::connector::Target;
+use super::endpoint::InFlight;
+use super::error::{ConnectError, UpstreamError};
+use super::policy::UpstreamPolicy;
+use super::{Group, UpstreamBody};
+use crate::metrics::{OpenConnection, PoolMetrics};
+
+use super::plain_body::Framing;
+pub use super::plain_body::PlainBody;
+
+/// Response heads larger than this are refused (hyper's client allowed about as much).
+const MAX_HEAD: usize = 64 * 1024;
+/// Header lines in a response head at most.
+const MAX_HEADERS: usize = 100;
+/// A read asks for at least this much room.
+pub(super) const READ_CHUNK: usize = 16 * 1024;
+
+/// Whether a request goes out as a plain exchange: `GET` or `HEAD`, no body, no upgrade.
+pub fn suits(method: &Method, has_body: bool, upgrade: bool) -> bool {
+    !has_body && !upgrade && (*method == Method::GET || *method == Method::HEAD)
+}
+
+/// Sends a plain exchange to an endpoint of `group`, with the rules of `send::send`: a failed
+/// connect is retried once on another endpoint; a pooled connection that turns out closed
+/// before any answer is retried once on a fresh connection (`GET` and `HEAD` are idempotent).
+pub async fn send(
+    group: &Group,
+    policy: &UpstreamPolicy,
+    req: PlainRequest<'_>,
+    deadline: tokio::time::Instant,
+    idle: Duration,
+) -> Result<Response<UpstreamBody>, UpstreamError> {
+    let mut endpoint = group.pick(policy.balance, None).ok_or_else(|| group.no_endpoint())?;
+    let (mut retried_connect, mut retried_stale) = (false, false);
+    let mut now = tokio::time::Instant::now();
+    loop {
+        let in_flight = InFlight::new(endpoint.clone());
+        let pooled = if retried_stale { None } else { endpoint.checkout_plain(now) };
+        let (conn, pooled) = match pooled {
+            Some(conn) => (conn, true),
+            None => match tokio::time::timeout_at(deadline, endpoint.connect_plain()).await {
+                Err(_) => return Err(UpstreamError::ResponseTimeout),
+                Ok(Ok(conn)) => (conn, false),
+                Ok(Err(err)) => {
+                    drop(in_flight);
+                    endpoint.record_failure();
+                    if !retried_connect && let Some(next) = group.pick(policy.balance, Some(&endpoint)) {
+                        tracing::debug!(backend = %group.name, failed = %endpoint.authority, next = %next.authority, "connect failed; retrying on another endpoint");
+                        retried_connect = true;
+                        retried_stale = false;
+                        group.retried("connect");
+                        endpoint = next;
+                        now = tokio::time::Instant::now();
+                        continue;
+                    }
+                    return Err(super::send::connect_error(err));
+                }
+            },
+        };
+        if pooled {
+            endpoint.note_reuse();
+        }
+        match tokio::time::timeout_at(deadline, conn.exchange(req)).await {
+            // Dropping the exchange closes its connection.
+            Err(_) => return Err(UpstreamError::ResponseTimeout),
+            Ok(Ok(response)) => {
+                super::send::observe(&endpoint, &response);
+                let keep = super::send::keeps_alive(&response);
+                return Ok(response.map(|body| UpstreamBody::plain(body, idle, in_flight, keep)));
+            }
+            Ok(Err(PlainError::ClosedEarly(_))) if pooled && !retried_stale => {
+                tracing::debug!(endpoint = %endpoint.authority, "pooled connection closed before the answer; retrying on a fresh one");
+                retried_stale = true;
+                endpoint.note_stale_retry();
+                group.retried("stale");
+                now = tokio::time::Instant::now();
+            }
+            Ok(Err(err)) => {
+                endpoint.record_failure();
+                return Err(UpstreamError::Plain(err));
+            }
+        }
+    }
+}
+
+/// Why a plain exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlainError {
+    /// Nothing came back: the connection was closed or reset before the first response byte
+    /// (on a pooled connection, the upstream closed it while it was idle).
+    #[error("connection closed before any response")]
+    ClosedEarly(#[source] Option<io::Error>),
+    #[error("connection failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("invalid response: {0}")]
+    Invalid(&'static str),
+    #[error("connection closed before the end of the response")]
+    Incomplete,
+}
+
+impl PlainError {
+    fn early_or(err: io::Error, received: bool) -> Self {
+        use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+        if !received && matches!(err.kind(), BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof) {
+            Self::ClosedEarly(Some(err))
+        } else {
+            Self::Io(err)
+        }
+    }
+}
+
+/// One HTTP/1.1 connection to an upstream, idle between exchanges.
+#[derive(Debug)]
+pub struct PlainConn {
+    pub(super) io: TcpStream,
+    /// Bytes read and not yet used; its capacity is reused from one response to the next.
+    pub(super) buf: BytesMut,
+    /// The request head is written from here; kept for the next request.
+    out: Vec<u8>,
+    _open: OpenConnection,
+}
+
+impl super::pool::Pooled for PlainConn {
+    fn is_usable(&mut self) -> bool {
+        PlainConn::is_usable(self)
+    }
+}
+
+/// The request as it goes out: origin-form target, headers already rewritten (`Host` set).
+#[derive(Debug, Clone, Copy)]
+pub struct PlainRequest<'a> {
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+}
+
+impl PlainConn {
+    /// A new connection within `timeout`, with `TCP_NODELAY`.
+    pub async fn connect(target: &Target, timeout: Duration, pool: &PoolMetrics) -> Result<Self, ConnectError> {
+        let io = match tokio::time::timeout(timeout, target.tcp()).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => return Err(ConnectError::Failed(err.into())),
+            Err(_) => return Err(ConnectError::TimedOut(timeout)),
+        };
+        if let Err(err) = io.set_nodelay(true) {
+            tracing::debug!(%err, "TCP_NODELAY not set on an upstream connection");
+        }
+        Ok(Self { io, buf: BytesMut::with_capacity(READ_CHUNK), out: Vec::with_capacity(512), _open: pool.opened() })
+    }
+
+    /// Whether an idle connection can carry a request: nothing arrived while it was idle
+    /// (an end of stream, or bytes nobody asked for). No system call unless the socket has
+    /// shown readable since its last read: tokio clears that once a read comes back short.
+    pub fn is_usable(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.io.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.io.try_read(&mut probe), Err(err) if err.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+
+    /// Sends the request and reads the response head; the body is read by whoever polls the
+    /// returned response's body, which owns the connection until its end.
+    pub async fn exchange(mut self, req: PlainRequest<'_>) -> Result<Response<PlainBody>, PlainError> {
+        self.out.clear();
+        write_head(&mut self.out, &req);
+        if let Err(err) = self.io.write_all(&self.out).await {
+            return Err(PlainError::early_or(err, false));
+        }
+        let mut received = false;
+        loop {
+            if let Some(head) = self.parse_head()? {
+                let framing = framing(req.method, &head)?;
+                let mut response = Response::new(PlainBody::new(self, framing));
+                *response.status_mut() = head.status;
+                *response.version_mut() = head.version;
+                *response.headers_mut() = head.headers;
+                return Ok(response);
+            }
+            if self.buf.len() >= MAX_HEAD {
+                return Err(PlainError::Invalid("response head too large"));
+            }
+            match self.read().await {
+                Ok(0) if received => return Err(PlainError::Incomplete),
+                Ok(0) => return Err(PlainError::ClosedEarly(None)),
+                Ok(_) => received = true,
+                Err(err) => return Err(PlainError::early_or(err, received)),
+            }
+        }
+    }
+
+    /// Reads what the socket has into the buffer; 0 at the end of the stream.
+    async fn read(&mut self) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_read(cx)).await
+    }
+
+    pub(super) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        tokio_util::io::poll_read_buf(std::pin::Pin::new(&mut self.io), cx, &mut self.buf)
+    }
+
+    /// A complete final response head from the buffer, if it holds one. Interim (1xx) heads
+    /// are skipped; `101` is refused, as nothing here asked to switch protocols.
+    fn parse_head(&mut self) -> Result<Option<Head>, PlainError> {
+        loop {
+            let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut parsed = httparse::Response::new(&mut lines);
+            let len = match parsed.parse(&self.buf) {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(httparse::Error::TooManyHeaders) => return Err(PlainError::Invalid("too many header lines")),
+                Err(_) => return Err(PlainError::Invalid("malformed response head")),
+            };
+            let code = parsed.code.unwrap_or(0);
+            let status = StatusCode::from_u16(code).map_err(|_| PlainError::Invalid("bad status code"))?;
+            if status == StatusCode::SWITCHING_PROTOCOLS {
+                return Err(PlainError::Invalid("101 to a request that did not ask to switch"));
+            }
+            if status.is_informational() {
+                self.buf.advance(len);
+                continue;
+            }
+            let version = if parsed.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
+            // Header values share the head's bytes: names are read now, values are cut from
+            // the frozen head below by their offsets.
+            let base = self.buf.as_ptr() as usize;
+            let mut names = Vec::with_capacity(parsed.headers.len());
+            for line in parsed.headers.iter() {
+                let name =
+                    HeaderName::from_bytes(line.name.as_bytes()).map_err(|_| PlainError::Invalid("bad header name"))?;
+                let start = line.value.as_ptr() as usize - base;
+                names.push((name, start, start + line.value.len()));
+            }
+            let bytes = self.buf.split_to(len).freeze();
+            let mut headers = HeaderMap::with_capacity(names.len());
+            for (name, start, end) in names {
+                let value = HeaderValue::from_maybe_shared(bytes.slice(start..end))
+                    .map_err(|_| PlainError::Invalid("bad header value"))?;
+                headers.append(name, value);
+            }
+            return Ok(Some(Head { status, version, headers }));
+        }
+    }
+}
+
+/// A final response head.
+#[derive(Debug)]
+struct Head {
+    status: StatusCode,
+    version: Version,
+    headers: HeaderMap,
+}
+
+/// `METHOD target HTTP/1.1`, the headers as they are, and the blank line.
+fn write_head(out: &mut Vec<u8>, req: &PlainRequest<'_>) {
+    out.extend_from_slice(req.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in req.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How the body of a response is delimited (RFC 9112 section 6.3).
+fn framing(method: &Method, head: &Head) -> Result<Framing, PlainError> {
+    if *method == Method::HEAD || head.status == StatusCode::NO_CONTENT || head.status == StatusCode::NOT_MODIFIED {
+        return Ok(Framing::Length(0));
+    }
+    let headers = &head.headers;
+    if let Some(last) = headers.get_all(TRANSFER_ENCODING).iter().next_back() {
+        let chunked = last
+            .as_bytes()
+            .rsplit(|&b| b == b',')
+            .next()
+            .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        // A length beside a transfer coding is ignored (and the connection not kept).
+        let keep = chunked && !headers.contains_key(CONTENT_LENGTH);
+        return Ok(if chunked { Framing::chunked(keep) } else { Framing::UntilClose });
+    }
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let n = parse_length(part.trim_ascii()).ok_or(PlainError::Invalid("bad Content-Length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(PlainError::Invalid("conflicting Content-Length"));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length.map_or(Framing::UntilClose, Framing::Length))
+}
+
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0')))
+}
