@@ -16,11 +16,6 @@ use lintel::report::RoutesReport;
 use lintel::source::manifests::ManifestDir;
 use lintel::table::allow::CidrList;
 
-/// mimalloc: about half the instructions of glibc's malloc on the proxy's short-lived
-/// per-request allocations (measured with callgrind, benches/profile.sh).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "lintel", version, about = "A small, fast Kubernetes ingress reverse proxy")]
 struct Cli {

@@ -10,6 +10,7 @@ use http::{Request, Response, Uri, Version};
 
 use super::body::RequestBody;
 use super::client_addr::Origin;
+use crate::upstream::AddedHeaders;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -38,7 +39,7 @@ pub fn upstream_request(
     path: Option<&str>,
     client: ClientSide,
     host: &HeaderValue,
-) -> Result<Request<RequestBody>, http::Error> {
+) -> Result<(Request<RequestBody>, AddedHeaders), http::Error> {
     let (mut parts, body) = req.into_parts();
     let path = match (path, parts.uri.query()) {
         (Some(p), Some(q)) => http::uri::PathAndQuery::try_from(format!("{p}?{q}"))?,
@@ -61,8 +62,8 @@ pub fn upstream_request(
         // HTTP/2 clients send `:authority` only; HTTP/1.1 upstreams need it as `Host`.
         headers.insert(header::HOST, host.clone());
     }
-    set_forwarded(headers, present, client, host);
-    Ok(Request::from_parts(parts, body))
+    let added = set_forwarded(headers, present, client, host);
+    Ok((Request::from_parts(parts, body), added))
 }
 
 /// Strips hop-by-hop headers from the upstream's response; everything else passes untouched.
@@ -84,20 +85,25 @@ pub fn client_response<B>(mut response: Response<B>) -> Response<B> {
     response
 }
 
-fn set_forwarded(headers: &mut HeaderMap, present: Present, client: ClientSide, host: &HeaderValue) {
+/// Takes the client's own copies of the headers the proxy sets out of `headers` (they are never
+/// trusted) and returns the proxy's: earlier `X-Forwarded-For` hops are kept, joined, with the
+/// client address after them.
+fn set_forwarded(headers: &mut HeaderMap, present: Present, client: ClientSide, host: &HeaderValue) -> AddedHeaders {
     // An address always makes a valid header value; one value serves both headers below.
     let address = address_value(client.address);
     // Earlier hops are kept for the record (joined, as several headers mean one list).
     let mut earlier = String::new();
-    let sent = if present.has(X_FORWARDED_FOR_BIT) { Some(headers.get_all(&X_FORWARDED_FOR)) } else { None };
-    for value in sent.into_iter().flatten() {
-        if let Ok(v) = value.to_str() {
-            let v = v.trim();
-            if !v.is_empty() {
-                earlier.push_str(v);
-                earlier.push_str(", ");
+    if present.has(X_FORWARDED_FOR_BIT) {
+        for value in headers.get_all(&X_FORWARDED_FOR) {
+            if let Ok(v) = value.to_str() {
+                let v = v.trim();
+                if !v.is_empty() {
+                    earlier.push_str(v);
+                    earlier.push_str(", ");
+                }
             }
         }
+        headers.remove(&X_FORWARDED_FOR);
     }
     let forwarded_for = match &address {
         Some(address) if earlier.is_empty() => Some(address.clone()),
@@ -107,23 +113,30 @@ fn set_forwarded(headers: &mut HeaderMap, present: Present, client: ClientSide, 
         }
         None => None,
     };
-    match forwarded_for {
-        Some(v) => headers.insert(X_FORWARDED_FOR, v),
-        None => headers.remove(&X_FORWARDED_FOR),
-    };
+    // Removing costs a hash and a probe each; most requests carry none of these.
+    for (bit, name) in [
+        (X_REAL_IP_BIT, &X_REAL_IP),
+        (X_FORWARDED_PROTO_BIT, &X_FORWARDED_PROTO),
+        (X_FORWARDED_HOST_BIT, &X_FORWARDED_HOST),
+        (X_FORWARDED_PORT_BIT, &X_FORWARDED_PORT),
+        (X_FORWARDED_PREFIX_BIT, &X_FORWARDED_PREFIX),
+        (FORWARDED_BIT, &header::FORWARDED),
+    ] {
+        if present.has(bit) {
+            headers.remove(name);
+        }
+    }
+    let mut added = AddedHeaders::default();
+    if let Some(v) = forwarded_for {
+        added.push(X_FORWARDED_FOR, v);
+    }
     if let Some(v) = address {
-        headers.insert(X_REAL_IP, v);
+        added.push(X_REAL_IP, v);
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(client.scheme));
-    headers.insert(X_FORWARDED_HOST, host.clone());
-    headers.insert(X_FORWARDED_PORT, forwarded_port(host, client.scheme));
-    // Removing costs a hash and a probe each; most requests carry neither.
-    if present.has(X_FORWARDED_PREFIX_BIT) {
-        headers.remove(X_FORWARDED_PREFIX);
-    }
-    if present.has(FORWARDED_BIT) {
-        headers.remove(header::FORWARDED);
-    }
+    added.push(X_FORWARDED_PROTO, HeaderValue::from_static(client.scheme));
+    added.push(X_FORWARDED_HOST, host.clone());
+    added.push(X_FORWARDED_PORT, forwarded_port(host, client.scheme));
+    added
 }
 
 /// An address as a header value. IPv4 is written by hand: `Display` goes through the
@@ -183,12 +196,27 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 ];
 const CONNECTION_BIT: usize = 0;
 const UPGRADE_BIT: usize = 6;
-/// The other names the rewrites look for, after the hop-by-hop set.
-const REWRITTEN: [HeaderName; 4] = [header::HOST, X_FORWARDED_FOR, X_FORWARDED_PREFIX, header::FORWARDED];
+/// The other names the rewrites look for, after the hop-by-hop set (the scan matches them as
+/// text; this list checks in the tests that the bits agree).
+#[cfg(test)]
+const REWRITTEN: [HeaderName; 8] = [
+    header::HOST,
+    X_FORWARDED_FOR,
+    X_FORWARDED_PREFIX,
+    header::FORWARDED,
+    X_REAL_IP,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    X_FORWARDED_PORT,
+];
 const HOST_BIT: usize = 7;
 const X_FORWARDED_FOR_BIT: usize = 8;
 const X_FORWARDED_PREFIX_BIT: usize = 9;
 const FORWARDED_BIT: usize = 10;
+const X_REAL_IP_BIT: usize = 11;
+const X_FORWARDED_PROTO_BIT: usize = 12;
+const X_FORWARDED_HOST_BIT: usize = 13;
+const X_FORWARDED_PORT_BIT: usize = 14;
 
 /// Which of the names the rewrites care about a message carries, found in one pass over its
 /// names: most requests carry none of them but `Host`, most responses only `Connection`, and
@@ -200,9 +228,27 @@ impl Present {
     fn scan(headers: &HeaderMap) -> Self {
         let mut bits = 0u16;
         for name in headers.keys() {
-            if let Some(i) = HOP_BY_HOP.iter().chain(&REWRITTEN).position(|h| h == name) {
-                bits |= 1 << i;
-            }
+            // A `match` on the text: a length switch, then at most a compare or two, where
+            // comparing with each name in turn cost eleven compares per header.
+            let bit = match name.as_str() {
+                "connection" => 0,
+                "keep-alive" => 1,
+                "proxy-connection" => 2,
+                "te" => 3,
+                "trailer" => 4,
+                "transfer-encoding" => 5,
+                "upgrade" => 6,
+                "host" => 7,
+                "x-forwarded-for" => 8,
+                "x-forwarded-prefix" => 9,
+                "forwarded" => 10,
+                "x-real-ip" => 11,
+                "x-forwarded-proto" => 12,
+                "x-forwarded-host" => 13,
+                "x-forwarded-port" => 14,
+                _ => continue,
+            };
+            bits |= 1 << bit;
         }
         Self(bits)
     }
@@ -301,22 +347,33 @@ mod tests {
     #[test]
     fn forwarded_for_appends_the_client_and_real_ip_is_the_client() {
         let client = ClientSide { address: [192, 0, 2, 7].into(), origin: Origin::Socket, scheme: "http" };
-        let host = HeaderValue::from_static("a.example.com");
+        let host = HeaderValue::from_static("a.example.com:8080");
         let mut h = HeaderMap::new();
         let present = Present::scan(&h);
-        set_forwarded(&mut h, present, client, &host);
-        assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.7");
-        assert_eq!(h[&X_REAL_IP], "192.0.2.7");
+        let added = set_forwarded(&mut h, present, client, &host);
+        assert_eq!(added.get(&X_FORWARDED_FOR).unwrap(), "192.0.2.7");
+        assert_eq!(added.get(&X_REAL_IP).unwrap(), "192.0.2.7");
+        assert_eq!(added.get(&X_FORWARDED_PROTO).unwrap(), "http");
+        assert_eq!(added.get(&X_FORWARDED_HOST).unwrap(), "a.example.com:8080");
+        assert_eq!(added.get(&X_FORWARDED_PORT).unwrap(), "8080");
         let mut h = HeaderMap::new();
         h.append(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
         h.append(X_FORWARDED_FOR, HeaderValue::from_static(" 10.0.0.2 "));
         h.insert(X_FORWARDED_PREFIX, HeaderValue::from_static("/sneaky"));
         h.insert(header::FORWARDED, HeaderValue::from_static("for=10.9.9.9"));
+        h.insert(X_REAL_IP, HeaderValue::from_static("10.9.9.9"));
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        h.insert(X_FORWARDED_HOST, HeaderValue::from_static("evil.example"));
+        h.insert(X_FORWARDED_PORT, HeaderValue::from_static("1"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
         let present = Present::scan(&h);
-        set_forwarded(&mut h, present, client, &host);
-        assert_eq!(h.get_all(&X_FORWARDED_FOR).iter().collect::<Vec<_>>(), ["10.0.0.1, 10.0.0.2, 192.0.2.7"]);
-        assert!(!h.contains_key(X_FORWARDED_PREFIX) && !h.contains_key(header::FORWARDED), "client-sent, dropped");
-        assert_eq!(h[&X_REAL_IP], "192.0.2.7");
+        let added = set_forwarded(&mut h, present, client, &host);
+        assert_eq!(added.get(&X_FORWARDED_FOR).unwrap(), "10.0.0.1, 10.0.0.2, 192.0.2.7");
+        assert_eq!(added.get(&X_REAL_IP).unwrap(), "192.0.2.7");
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["x-kept"], "every client-sent copy is dropped");
+        added.insert_into(&mut h);
+        assert_eq!(h.len(), 6);
+        assert_eq!(h[&X_FORWARDED_PROTO], "http");
     }
 
     #[test]
@@ -356,6 +413,16 @@ mod tests {
         let left = remove_hop_by_hop(&mut h, present);
         assert!(!left.any_hop_by_hop());
         assert_eq!(h.keys().collect::<Vec<_>>(), ["x-kept"]);
+    }
+
+    #[test]
+    fn the_scan_finds_each_name_at_its_bit() {
+        for (i, name) in HOP_BY_HOP.iter().chain(&REWRITTEN).enumerate() {
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_static("x"));
+            h.insert("x-other", HeaderValue::from_static("y"));
+            assert_eq!(Present::scan(&h).0, 1 << i, "{name}");
+        }
     }
 
     #[test]

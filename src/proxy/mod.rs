@@ -166,13 +166,13 @@ impl Proxy {
         };
         let counter = matched.bytes_in.clone();
         let req = req.map(|body| RequestBody::new(body, policy.max_body_size).counting(counter));
-        let mut upstream_req =
+        let (mut upstream_req, added) =
             forward::upstream_request(req, path.as_deref(), client, &host).map_err(|_| ProxyError::BadHost)?;
         if upstream::is_upgrade(upstream_req.headers()) {
             upstream_req.extensions_mut().insert(self.tunnels.clone());
         }
         let sent = Instant::now();
-        let response = upstream::send(&group, &policy.upstream, upstream_req).await?;
+        let response = upstream::send(&group, &policy.upstream, upstream_req, added).await?;
         let took = sent.elapsed();
         matched.upstream = response.body().endpoint().cloned();
         matched.upstream_time = Some(took);

@@ -9,6 +9,7 @@
 //! request bodies), `upgrade` (WebSocket and other tunnels), `policy`/`profile` (what an
 //! Ingress asks for).
 
+mod added;
 mod balance;
 pub mod body;
 mod connector;
@@ -30,6 +31,7 @@ use std::time::Duration;
 
 use http::uri::Authority;
 
+pub use added::AddedHeaders;
 pub use body::UpstreamBody;
 pub use endpoint::Endpoint;
 pub use error::{BodyError, UpstreamError};

@@ -152,6 +152,8 @@ pub struct PlainRequest<'a> {
     pub method: &'a Method,
     pub uri: &'a Uri,
     pub headers: &'a HeaderMap,
+    /// Written after `headers`.
+    pub added: &'a super::AddedHeaders,
 }
 
 impl PlainConn {
@@ -232,9 +234,14 @@ impl PlainConn {
     /// are skipped; `101` is refused, as nothing here asked to switch protocols.
     fn parse_head(&mut self) -> Result<Option<Head>, PlainError> {
         loop {
-            let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut parsed = httparse::Response::new(&mut lines);
-            let len = match parsed.parse(&self.buf) {
+            if self.buf.is_empty() {
+                return Ok(None);
+            }
+            // Uninitialised: filling 100 empty headers per call cost more than the parse.
+            let mut lines = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+            let mut parsed = httparse::Response::new(&mut []);
+            let config = httparse::ParserConfig::default();
+            let len = match config.parse_response_with_uninit_headers(&mut parsed, &self.buf, &mut lines) {
                 Ok(httparse::Status::Complete(len)) => len,
                 Ok(httparse::Status::Partial) => return Ok(None),
                 Err(httparse::Error::TooManyHeaders) => return Err(PlainError::Invalid("too many header lines")),
@@ -287,7 +294,7 @@ fn write_head(out: &mut Vec<u8>, req: &PlainRequest<'_>) {
     let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in req.headers {
+    for (name, value) in req.headers.iter().chain(req.added.iter()) {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
@@ -330,4 +337,66 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
         return None;
     }
     digits.iter().try_fold(0u64, |n, &d| d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(status: u16, headers: &[(&'static str, &'static str)]) -> Head {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        Head { status: StatusCode::from_u16(status).unwrap(), version: Version::HTTP_11, headers: map }
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let get = |status, headers| framing(&Method::GET, &head(status, headers));
+        assert_eq!(get(200, &[("content-length", "5")]).unwrap(), Framing::Length(5));
+        assert_eq!(get(200, &[("content-length", "5, 5")]).unwrap(), Framing::Length(5));
+        assert_eq!(get(200, &[("content-length", "5"), ("content-length", "5")]).unwrap(), Framing::Length(5));
+        assert!(get(200, &[("content-length", "5, 6")]).is_err());
+        assert!(get(200, &[("content-length", "+5")]).is_err());
+        assert!(get(200, &[("content-length", "")]).is_err());
+        assert!(get(200, &[("content-length", "99999999999999999999")]).is_err());
+        assert_eq!(get(200, &[("transfer-encoding", "gzip, Chunked")]).unwrap(), Framing::chunked(true));
+        assert_eq!(
+            get(200, &[("transfer-encoding", "chunked"), ("content-length", "3")]).unwrap(),
+            Framing::chunked(false)
+        );
+        assert_eq!(get(200, &[("transfer-encoding", "gzip")]).unwrap(), Framing::UntilClose);
+        assert_eq!(get(200, &[]).unwrap(), Framing::UntilClose);
+        assert_eq!(get(204, &[("content-length", "5")]).unwrap(), Framing::Length(0));
+        assert_eq!(get(304, &[("transfer-encoding", "chunked")]).unwrap(), Framing::Length(0));
+        assert_eq!(framing(&Method::HEAD, &head(200, &[("content-length", "5")])).unwrap(), Framing::Length(0));
+    }
+
+    #[test]
+    fn the_head_goes_out_as_the_headers_are() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("a.example.com"));
+        headers.append("x-many", HeaderValue::from_static("1"));
+        headers.append("x-many", HeaderValue::from_static("2"));
+        let uri = Uri::from_static("/p?q=1");
+        let mut added = crate::upstream::AddedHeaders::default();
+        added.push(HeaderName::from_static("x-real-ip"), HeaderValue::from_static("192.0.2.1"));
+        let mut out = Vec::new();
+        write_head(&mut out, &PlainRequest { method: &Method::HEAD, uri: &uri, headers: &headers, added: &added });
+        assert_eq!(
+            out,
+            b"HEAD /p?q=1 HTTP/1.1\r\nhost: a.example.com\r\nx-many: 1\r\nx-many: 2\r\nx-real-ip: 192.0.2.1\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn only_bodiless_get_and_head_are_plain() {
+        assert!(suits(&Method::GET, false, false));
+        assert!(suits(&Method::HEAD, false, false));
+        assert!(!suits(&Method::GET, true, false), "a GET with a body goes through hyper");
+        assert!(!suits(&Method::GET, false, true), "upgrades go through hyper");
+        assert!(!suits(&Method::POST, false, false));
+        assert!(!suits(&Method::OPTIONS, false, false));
+    }
 }

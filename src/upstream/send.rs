@@ -17,6 +17,7 @@ use http_body::Body as _;
 use tokio::sync::oneshot;
 use tokio::time::{Duration, Instant};
 
+use super::AddedHeaders;
 use super::body::{Outgoing, UpstreamBody};
 use super::endpoint::{Endpoint, InFlight};
 use super::error::find;
@@ -36,12 +37,13 @@ const UNSENT_MAX: u32 = 4;
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
-/// Sends `req` (origin-form URI, `Host` set, headers already rewritten) to an endpoint of
-/// `group`.
+/// Sends `req` (origin-form URI, `Host` set, headers already rewritten) with `added` after
+/// its headers to an endpoint of `group`.
 pub async fn send(
     group: &Group,
     policy: &UpstreamPolicy,
     mut req: Request<RequestBody>,
+    added: AddedHeaders,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     let settings = group.settings();
     let response_timeout = policy.response_timeout.unwrap_or(settings.response_timeout);
@@ -50,11 +52,12 @@ pub async fn send(
     if plain::suits(req.method(), !req.body().is_end_stream(), is_upgrade) {
         let deadline = Instant::now() + response_timeout;
         let (parts, _) = req.into_parts();
-        let head = PlainRequest { method: &parts.method, uri: &parts.uri, headers: &parts.headers };
+        let head = PlainRequest { method: &parts.method, uri: &parts.uri, headers: &parts.headers, added: &added };
         return plain::send(group, policy, head, deadline, idle).await;
     }
     let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    added.insert_into(&mut parts.headers);
     // Shutdown waits for upgraded connections through this (set by the proxy on upgrades).
     let tunnels = parts.extensions.remove::<crate::ops::lifecycle::Tunnels>();
     let mut head = Head { method: parts.method, uri: parts.uri, headers: parts.headers };

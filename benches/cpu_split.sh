@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Where a proxied request's CPU goes, user space against kernel, for Lintel and nginx in the
+# same conditions: plain HTTP keep-alive at saturation, the proxy alone on core 1 with one
+# worker, wrk and the upstream (nginx, `return 200`) on core 0. Runs alternate between the
+# two proxies ROUNDS times, so a change in the host's speed hits both alike.
+#
+#   bash benches/cpu_split.sh            # 3 rounds of 8 s each per proxy, ~1 minute
+#   STRACE=1 bash benches/cpu_split.sh   # also counts system calls per request (strace -c)
+#
+# Prints, per run: requests/s, utime and stime µs per request from /proc/PID/stat (all
+# threads; for nginx the worker, whose master does no work under load). Knobs: ROUNDS, SECS,
+# CONNS (50), PORT_BASE (18200), SKIP_BUILD=1, TLS=1 (HTTPS keep-alive instead).
+# Needs nginx, wrk, curl, openssl (installed from Debian packages when missing; root then).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=${ROUNDS:-3}
+SECS=${SECS:-8}
+CONNS=${CONNS:-50}
+TLS=${TLS:-0}
+PORT_BASE=${PORT_BASE:-18200}
+UP=$((PORT_BASE + 1)) NG=$((PORT_BASE + 2)) NGS=$((PORT_BASE + 3))
+LT=$((PORT_BASE + 4)) LTS=$((PORT_BASE + 5)) ADMIN=$((PORT_BASE + 6))
+HOST=app.bench.local
+log() { printf '>> %s\n' "$*" >&2; }
+
+need=()
+for tool in nginx wrk curl openssl; do command -v "$tool" >/dev/null || need+=("$tool"); done
+if [[ ${STRACE:-0} == 1 ]] && ! command -v strace >/dev/null; then need+=(strace); fi
+if ((${#need[@]})); then
+    log "installing ${need[*]} from Debian packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "${need[@]/nginx/nginx-light}" >/dev/null
+    if [[ -f /run/nginx.pid ]]; then nginx -s quit 2>/dev/null || true; fi
+fi
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    log "cargo build --release"
+    (cd "$ROOT" && cargo build --release --quiet --bin lintel)
+fi
+
+WORK=$(mktemp -d /tmp/lintel-split.XXXXXX)
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_http() {
+    local url=$1 i
+    shift
+    for i in $(seq 100); do
+        curl -fsk -o /dev/null "$@" "$url" && return 0
+        sleep 0.1
+    done
+    log "no answer from $url"
+    return 1
+}
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 -subj /CN=bench.local \
+    -addext "subjectAltName=DNS:*.bench.local" -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+user=$( ((EUID == 0)) && echo "user root;" || true)
+mkdir -p "$WORK/up" "$WORK/ng" "$WORK/lt"
+cat >"$WORK/up/nginx.conf" <<EOF
+$user
+worker_processes 1;
+master_process off;
+daemon off;
+pid $WORK/up/nginx.pid;
+error_log $WORK/up/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $WORK/up/body;
+    server {
+        listen 127.0.0.1:$UP;
+        location / { default_type text/plain; return 200 "ok"; }
+    }
+}
+EOF
+cat >"$WORK/ng/nginx.conf" <<EOF
+$user
+worker_processes 1;
+daemon off;
+pid $WORK/ng/nginx.pid;
+error_log $WORK/ng/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $WORK/ng/body;
+    proxy_temp_path $WORK/ng/proxy;
+    upstream up { server 127.0.0.1:$UP; keepalive 320; }
+    proxy_http_version 1.1;
+    proxy_buffering off;
+    proxy_set_header Connection "";
+    proxy_set_header Host \$http_host;
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    proxy_set_header X-Real-IP \$remote_addr;
+    proxy_set_header X-Forwarded-Proto \$scheme;
+    proxy_set_header X-Forwarded-Host \$host;
+    proxy_set_header X-Forwarded-Port \$server_port;
+    server {
+        listen 127.0.0.1:$NG;
+        listen 127.0.0.1:$NGS ssl;
+        ssl_certificate $WORK/tls.crt;
+        ssl_certificate_key $WORK/tls.key;
+        server_name $HOST;
+        location /api { proxy_pass http://up; }
+        location / { proxy_pass http://up; }
+    }
+}
+EOF
+cat >"$WORK/lt/routes.yaml" <<EOF
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: lintel}
+spec: {controller: lintel.dev/ingress-controller}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: up, namespace: default}
+spec: {ports: [{name: http, port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: up-1, namespace: default, labels: {kubernetes.io/service-name: up}}
+addressType: IPv4
+ports: [{name: http, port: $UP}]
+endpoints: [{addresses: ["127.0.0.1"], conditions: {ready: true}}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: bench, namespace: default}
+type: kubernetes.io/tls
+data:
+  tls.crt: $(base64 -w0 <"$WORK/tls.crt")
+  tls.key: $(base64 -w0 <"$WORK/tls.key")
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: app, namespace: default}
+spec:
+  ingressClassName: lintel
+  rules:
+    - host: $HOST
+      http:
+        paths:
+          - {path: /api, pathType: Prefix, backend: {service: {name: up, port: {number: 80}}}}
+          - {path: /, pathType: Prefix, backend: {service: {name: up, port: {number: 80}}}}
+EOF
+
+taskset -c 0 nginx -p "$WORK/up/" -c "$WORK/up/nginx.conf" &
+PIDS+=("$!")
+wait_http "http://127.0.0.1:$UP/"
+taskset -c 1 nginx -p "$WORK/ng/" -c "$WORK/ng/nginx.conf" &
+PIDS+=("$!")
+taskset -c 1 "$ROOT/target/release/lintel" run --manifests "$WORK/lt" --worker-threads 1 --access-log false \
+    --default-certificate default/bench --http-addr "127.0.0.1:$LT" --https-addr "127.0.0.1:$LTS" \
+    --admin-addr "127.0.0.1:$ADMIN" >"$WORK/lintel.log" 2>&1 &
+LT_PID=$!
+PIDS+=("$LT_PID")
+wait_http "http://127.0.0.1:$ADMIN/readyz"
+if [[ $TLS == 1 ]]; then scheme=https ng_port=$NGS lt_port=$LTS; else scheme=http ng_port=$NG lt_port=$LT; fi
+wait_http "$scheme://127.0.0.1:$ng_port/api/x" -H "Host: $HOST"
+wait_http "$scheme://127.0.0.1:$lt_port/api/x" -H "Host: $HOST"
+NG_WORKER=$(pgrep -P "$(cat "$WORK/ng/nginx.pid")" | head -1)
+
+cat >"$WORK/count.lua" <<'EOF'
+function done(summary, latency, requests)
+  io.write(string.format("RESULT %d\n", summary.requests))
+end
+EOF
+ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+run() { # NAME PID PORT
+    local name=$1 pid=$2 port=$3 before after requests
+    read -r u0 s0 < <(ticks "$pid")
+    requests=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$WORK/count.lua" -H "Host: $HOST" \
+        "$scheme://127.0.0.1:$port/api/v1/items" | awk '/^RESULT/ {print $2}')
+    read -r u1 s1 < <(ticks "$pid")
+    awk -v n="$name" -v r="$requests" -v s="$SECS" -v hz="$HZ" -v u=$((u1 - u0)) -v k=$((s1 - s0)) 'BEGIN {
+        printf "%-7s %8.0f req/s  user %5.1f  kernel %5.1f  total %5.1f µs/request\n",
+            n, r / s, u * 1e6 / hz / r, k * 1e6 / hz / r, (u + k) * 1e6 / hz / r }'
+}
+
+for pair in "nginx $NG_WORKER $ng_port" "lintel $LT_PID $lt_port"; do
+    read -r name pid port <<<"$pair"
+    taskset -c 0 wrk -t1 -c"$CONNS" -d2s -H "Host: $HOST" "$scheme://127.0.0.1:$port/api/v1/items" >/dev/null
+done
+for round in $(seq "$ROUNDS"); do
+    run nginx "$NG_WORKER" "$ng_port"
+    run lintel "$LT_PID" "$lt_port"
+done
+
+if [[ ${STRACE:-0} == 1 ]]; then
+    for pair in "nginx $NG_WORKER $ng_port" "lintel $LT_PID $lt_port"; do
+        read -r name pid port <<<"$pair"
+        strace -c -f -p "$pid" -o "$WORK/$name.strace" &
+        tracer=$!
+        sleep 0.5
+        requests=$(taskset -c 0 wrk -t1 -c"$CONNS" -d3s -s "$WORK/count.lua" -H "Host: $HOST" \
+            "$scheme://127.0.0.1:$port/api/v1/items" | awk '/^RESULT/ {print $2}')
+        kill -INT "$tracer"
+        wait "$tracer" 2>/dev/null || true
+        echo "$name: system calls per request (strace -c, $requests requests)"
+        awk -v r="$requests" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {
+            printf "  %-16s %6.2f\n", $NF, $4 / r }' "$WORK/$name.strace" | sort -k2 -nr | head -8
+    done
+fi
