@@ -184,6 +184,23 @@ async fn chunked_answers_cut_into_single_bytes_arrive_whole_and_keep_the_connect
 }
 
 #[tokio::test]
+async fn a_length_beside_a_transfer_coding_is_not_passed_on() {
+    let s = site(vec![
+        reply(
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nb\r\nhello world\r\n0\r\n\r\n",
+        ),
+        reply("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext"),
+    ])
+    .await;
+    let c = client();
+    let (status, headers, body) = request(&c, &s, Method::GET, "/").await.unwrap();
+    assert_eq!((status, body.as_ref()), (StatusCode::OK, &b"hello world"[..]));
+    assert_ne!(headers.get("content-length").map(|v| v.as_bytes()), Some(&b"3"[..]), "the overridden length");
+    assert_eq!(request(&c, &s, Method::GET, "/").await.unwrap().2, "next");
+    assert_eq!(s.script.accepted.load(Ordering::SeqCst), 2, "a connection that sent both is not kept");
+}
+
+#[tokio::test]
 async fn an_answer_without_length_ends_when_the_upstream_closes() {
     let s = site(vec![
         reply("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end").bytewise().then(After::Close),
