@@ -45,6 +45,9 @@ pub struct VirtualHost {
     exact: Map<Route>,
     /// Keyed by the normalised prefix (no trailing `/`; the root prefix is the empty string).
     prefix: Map<Route>,
+    /// The key lengths of each map: a candidate of a length no key has costs no hash probe.
+    exact_lengths: path::Lengths,
+    prefix_lengths: path::Lengths,
 }
 
 /// Where one matched request goes and who asked for it.

@@ -62,15 +62,34 @@ impl PathRule {
     }
 }
 
+/// Which key lengths a map holds (a bit per length below 64, one flag for all longer ones).
+/// Most hosts have a few short prefixes: a request path's longer candidates skip the hash.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lengths {
+    short: u64,
+    long: bool,
+}
+
+impl Lengths {
+    fn add(&mut self, len: usize) {
+        if len < 64 { self.short |= 1 << len } else { self.long = true }
+    }
+
+    fn may_hold(self, len: usize) -> bool {
+        if len < 64 { self.short & (1 << len) != 0 } else { self.long }
+    }
+}
+
 impl VirtualHost {
     pub(super) fn insert(&mut self, route: Route) -> Result<(), &Route> {
-        let map = match route.rule.kind {
-            PathKind::Exact => &mut self.exact,
-            PathKind::Prefix => &mut self.prefix,
+        let (map, lengths) = match route.rule.kind {
+            PathKind::Exact => (&mut self.exact, &mut self.exact_lengths),
+            PathKind::Prefix => (&mut self.prefix, &mut self.prefix_lengths),
         };
         match map.entry(route.rule.key.clone()) {
             Entry::Occupied(existing) => Err(existing.into_mut()),
             Entry::Vacant(slot) => {
+                lengths.add(route.rule.key.len());
                 slot.insert(route);
                 Ok(())
             }
@@ -80,18 +99,31 @@ impl VirtualHost {
     /// The best route for `path`: an Exact match is always the longest possible match, so it
     /// is tried first; then each element prefix of the path, longest first.
     pub fn find(&self, path: &str) -> Option<&Route> {
-        if let Some(route) = self.exact.get(path) {
+        if self.exact_lengths.may_hold(path.len())
+            && let Some(route) = self.exact.get(path)
+        {
             return Some(route);
         }
         if self.prefix.is_empty() {
             return None;
         }
         if !path.ends_with('/')
+            && self.prefix_lengths.may_hold(path.len())
             && let Some(route) = self.prefix.get(path)
         {
             return Some(route);
         }
         // Each `/` ends a candidate prefix; the one at index 0 gives the root prefix "".
-        path.rmatch_indices('/').find_map(|(i, _)| self.prefix.get(&path[..i]))
+        let bytes = path.as_bytes();
+        let mut end = bytes.len();
+        while let Some(i) = bytes.get(..end).and_then(|b| b.iter().rposition(|&c| c == b'/')) {
+            if self.prefix_lengths.may_hold(i)
+                && let Some(route) = path.get(..i).and_then(|candidate| self.prefix.get(candidate))
+            {
+                return Some(route);
+            }
+            end = i;
+        }
+        None
     }
 }

@@ -69,7 +69,9 @@ fn segment() -> impl Strategy<Value = String> {
         Just("ab".to_owned()),
         Just("b".to_owned()),
         Just(String::new()),
-        Just("*".to_owned())
+        Just("*".to_owned()),
+        // Long enough that paths cross 64 bytes, where key lengths stop having a bit each.
+        Just("long-segment-".repeat(3))
     ]
 }
 
