@@ -3,13 +3,14 @@
 # same upstream, one worker each, the proxy under test pinned alone to core 1, the load
 # generator (wrk) and the upstream (a second nginx, `return 200`) on core 0.
 #
-#   bash benches/compare.sh            # full run, ~6-8 minutes; writes benches/RESULTS.md
+#   bash benches/compare.sh            # full run, ~10-12 minutes; writes benches/RESULTS.md
 #   QUICK=1 bash benches/compare.sh    # smoke run, ~1-2 minutes (figures are rough)
 #
 # Installs what it needs from Debian packages when missing (needs root then). Every load is
 # bounded in time; every process it starts is stopped by PID on exit.
 #
-# Knobs (environment): QUICK, DURATION (s per saturation run), CONNS, TLS_CONNS, PORT_BASE,
+# Knobs (environment): QUICK, DURATION (s per saturation run), ROUNDS (alternating saturation
+# rounds per scenario, medians reported; 3, or 1 with QUICK), CONNS, TLS_CONNS, PORT_BASE,
 # OUT (report path; default benches/RESULTS.md), SKIP_BUILD=1.
 set -euo pipefail
 
@@ -22,6 +23,7 @@ TLS_CONNS=${TLS_CONNS:-16}
 PORT_BASE=${PORT_BASE:-18000}
 OUT=${OUT:-$ROOT/benches/RESULTS.md}
 if [[ $QUICK == 1 ]]; then SCALES=(10 1000); CHURN_SECS=3; else SCALES=(10 1000 10000); CHURN_SECS=10; fi
+if [[ $QUICK == 1 ]]; then ROUNDS=${ROUNDS:-1}; else ROUNDS=${ROUNDS:-3}; fi
 
 UP_PORT=$((PORT_BASE + 1))
 NG_HTTP=$((PORT_BASE + 10)) NG_HTTPS=$((PORT_BASE + 11))
@@ -329,6 +331,23 @@ run_wrk() {
     log "$name: ${R[$name.rps]} req/s, ${R[$name.cpu]} µs CPU/req, p50 ${R[$name.p50]} p99 ${R[$name.p99]} p99.9 ${R[$name.p999]} µs, errors $errors"
 }
 
+# median_of_rounds KEY: KEY.FIELD is the median of KEY.1.FIELD .. KEY.ROUNDS.FIELD (errors
+# and requests summed).
+median_of_rounds() {
+    local key=$1 field round values
+    for field in rps cpu p50 p99 p999 max; do
+        values=()
+        for round in $(seq "$ROUNDS"); do values+=("${R[$key.$round.$field]}"); done
+        R[$key.$field]=$(printf '%s\n' "${values[@]}" | sort -g | awk -v f="$([[ $field == cpu ]] && echo %.1f || echo %.0f)" \
+            '{v[NR] = $1} END {printf f, (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
+    done
+    for field in errors requests; do
+        R[$key.$field]=0
+        for round in $(seq "$ROUNDS"); do R[$key.$field]=$((R[$key.$field] + R[$key.$round.$field])); done
+    done
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f×", a / b; else print "–"}'; }
+
 # scenario NAME SCHEME CONNS [wrk args...]: saturation for both proxies, then both at half
 # the slower one's saturation rate.
 scenario() {
@@ -340,8 +359,18 @@ scenario() {
     else
         ng_url="http://127.0.0.1:$NG_HTTP$URL_PATH" lt_url="http://127.0.0.1:$LT_HTTP$URL_PATH"
     fi
-    run_wrk "$name.nginx.sat" "$NG_PID" "$ng_url" "$DURATION" "$conns" 0 "$@"
-    run_wrk "$name.lintel.sat" "$LT_PID" "$lt_url" "$DURATION" "$conns" 0 "$@"
+    # Saturation in ROUNDS alternating pairs, each figure the median of its rounds: the host's
+    # speed drifts by tens of percent within minutes, and alternation makes both proxies meet
+    # the same drift. The CPU ratio of each round is kept for the report.
+    local round ratios=""
+    for round in $(seq "$ROUNDS"); do
+        run_wrk "$name.nginx.sat.$round" "$NG_PID" "$ng_url" "$DURATION" "$conns" 0 "$@"
+        run_wrk "$name.lintel.sat.$round" "$LT_PID" "$lt_url" "$DURATION" "$conns" 0 "$@"
+        ratios+="${ratios:+, }$(ratio "${R[$name.lintel.sat.$round.cpu]}" "${R[$name.nginx.sat.$round.cpu]}")"
+    done
+    median_of_rounds "$name.nginx.sat"
+    median_of_rounds "$name.lintel.sat"
+    R[$name.cpu_ratios]=$ratios
     local a=${R[$name.nginx.sat.rps]} b=${R[$name.lintel.sat.rps]}
     rate=$(((a < b ? a : b) / 2))
     rate=$((rate > 100 ? rate : 100))
@@ -439,7 +468,6 @@ done
 
 # ---------------------------------------------------------------- report
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f×", a / b; else print "–"}'; }
 ms() { awk -v u="$1" 'BEGIN {printf "%.2f", u / 1000}'; }
 row() { # SCENARIO KIND PROXY
     local k=$1.$3.$2
@@ -458,7 +486,7 @@ table() { # SCENARIO TITLE
     echo
     for kind in sat fixed; do
         if [[ $kind == sat ]]; then
-            echo "At saturation:"
+            echo "At saturation, the median of $ROUNDS alternating rounds per proxy (CPU µs/req ratio round by round: ${R[$1.cpu_ratios]}):"
         else
             echo "At a fixed rate: target ${R[$1.rate]} req/s, half the slower proxy's saturation rate (wrk's \`delay()\` is closed-loop, so the rate reached is in the req/s column):"
         fi
@@ -489,7 +517,7 @@ DIRTY=$(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null | 
     echo "- Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), Linux $(uname -r)"
     echo "- Load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- Versions: $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(rustc --version), Lintel $COMMIT$DIRTY"
-    echo "- Setup: loopback only. Proxy under test alone on core 1 with one worker (nginx \`worker_processes 1\`, Lintel \`--worker-threads 1\`); wrk (1 thread) and the upstream (nginx, \`return 200 \"ok\"\`, one process) share core 0. nginx: upstream keepalive 320, \`proxy_buffering off\`, access logs off in both (Lintel \`--access-log false\`), the same X-Forwarded-* headers Lintel sets. Saturation runs ${DURATION} s with $CONNS connections ($TLS_CONNS for new TLS connections); fixed-rate runs $((DURATION * 8 / 10)) s, same connections, each throttled by wrk's \`delay()\`."
+    echo "- Setup: loopback only. Proxy under test alone on core 1 with one worker (nginx \`worker_processes 1\`, Lintel \`--worker-threads 1\`); wrk (1 thread) and the upstream (nginx, \`return 200 \"ok\"\`, one process) share core 0. nginx: upstream keepalive 320, \`proxy_buffering off\`, access logs off in both (Lintel \`--access-log false\`), the same X-Forwarded-* headers Lintel sets. Saturation runs ${DURATION} s with $CONNS connections ($TLS_CONNS for new TLS connections), $ROUNDS rounds alternating between the proxies, medians reported; fixed-rate runs $((DURATION * 8 / 10)) s, same connections, each throttled by wrk's \`delay()\`."
     echo "- CPU µs/req: utime+stime of the proxy's process (all threads; nginx master and worker) from /proc/PID/stat before and after the run, divided by completed requests."
     echo
     echo "## Requests"
