@@ -7,7 +7,9 @@
 //! (new connections), `balance` (picking), `health` (active checks),
 //! `passive` (ejection), `send` (attempts and retries), `body` (idle timeouts, replayable
 //! request bodies), `upgrade` (WebSocket and other tunnels), `policy`/`profile` (what an
-//! Ingress asks for).
+//! Ingress asks for), `plain`/`plain_body` (Lintel's own HTTP/1.1 client for bodiless GET and
+//! HEAD; everything else goes through hyper's), `added` (the `X-Forwarded-*` headers a request
+//! gets on its way out).
 
 mod added;
 mod balance;
