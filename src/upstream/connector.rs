@@ -36,7 +36,7 @@ impl Target {
         }
     }
 
-    pub(super) async fn tcp(&self) -> std::io::Result<TcpStream> {
+    async fn tcp(&self) -> std::io::Result<TcpStream> {
         match self {
             Self::Ip(addr) => TcpStream::connect(*addr).await,
             Self::Name(name) => TcpStream::connect(name.as_ref()).await,
@@ -44,12 +44,9 @@ impl Target {
     }
 }
 
-/// Opens one connection and spawns its driver; the sender is ready for a first request.
-pub async fn connect(
-    target: &Target,
-    timeout: Duration,
-    pool: &PoolMetrics,
-) -> Result<SendRequest<Outgoing>, ConnectError> {
+/// A TCP connection to `target` within `timeout`, with `TCP_NODELAY`: what both clients (hyper's
+/// and the plain exchange's) start from.
+pub async fn tcp(target: &Target, timeout: Duration) -> Result<TcpStream, ConnectError> {
     let stream = match tokio::time::timeout(timeout, target.tcp()).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(err)) => return Err(ConnectError::Failed(err.into())),
@@ -58,6 +55,16 @@ pub async fn connect(
     if let Err(err) = stream.set_nodelay(true) {
         tracing::debug!(%err, "TCP_NODELAY not set on an upstream connection");
     }
+    Ok(stream)
+}
+
+/// Opens one connection and spawns its driver; the sender is ready for a first request.
+pub async fn connect(
+    target: &Target,
+    timeout: Duration,
+    pool: &PoolMetrics,
+) -> Result<SendRequest<Outgoing>, ConnectError> {
+    let stream = tcp(target, timeout).await?;
     let io = Counted { io: TokioIo::new(stream), _open: pool.opened() };
     let (sender, connection) =
         http1::Builder::new().handshake(io).await.map_err(|err| ConnectError::Failed(err.into()))?;

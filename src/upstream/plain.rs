@@ -63,13 +63,8 @@ pub async fn send(
                 Ok(Ok(conn)) => (conn, false),
                 Ok(Err(err)) => {
                     drop(in_flight);
-                    endpoint.record_failure();
-                    if !retried_connect && let Some(next) = group.pick(policy.balance, Some(&endpoint)) {
-                        tracing::debug!(backend = %group.name, failed = %endpoint.authority, next = %next.authority, "connect failed; retrying on another endpoint");
-                        retried_connect = true;
-                        retried_stale = false;
-                        group.retried("connect");
-                        endpoint = next;
+                    if let Some(next) = super::send::connect_failed(group, policy, &endpoint, !retried_connect) {
+                        (endpoint, retried_connect, retried_stale) = (next, true, false);
                         now = tokio::time::Instant::now();
                         continue;
                     }
@@ -89,10 +84,8 @@ pub async fn send(
                 return Ok(response.map(|body| UpstreamBody::plain(body, idle, in_flight, keep)));
             }
             Ok(Err(PlainError::ClosedEarly(_))) if pooled && !retried_stale => {
-                tracing::debug!(endpoint = %endpoint.authority, "pooled connection closed before the answer; retrying on a fresh one");
+                super::send::stale_retry(group, &endpoint);
                 retried_stale = true;
-                endpoint.note_stale_retry();
-                group.retried("stale");
                 now = tokio::time::Instant::now();
             }
             Ok(Err(err)) => {
@@ -159,14 +152,7 @@ pub struct PlainRequest<'a> {
 impl PlainConn {
     /// A new connection within `timeout`, with `TCP_NODELAY`.
     pub async fn connect(target: &Target, timeout: Duration, pool: &PoolMetrics) -> Result<Self, ConnectError> {
-        let io = match tokio::time::timeout(timeout, target.tcp()).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(err)) => return Err(ConnectError::Failed(err.into())),
-            Err(_) => return Err(ConnectError::TimedOut(timeout)),
-        };
-        if let Err(err) = io.set_nodelay(true) {
-            tracing::debug!(%err, "TCP_NODELAY not set on an upstream connection");
-        }
+        let io = super::connector::tcp(target, timeout).await?;
         Ok(Self { io, buf: BytesMut::with_capacity(READ_CHUNK), out: Vec::with_capacity(512), _open: pool.opened() })
     }
 

@@ -11,6 +11,8 @@
 //! Bodiless `GET` and `HEAD` requests take the plain exchange instead (`upstream::plain`,
 //! same retry rules), which needs no copy: it writes the head from the headers as they are.
 
+use std::sync::Arc;
+
 use http::header::HeaderName;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version, header};
 use http_body::Body as _;
@@ -83,13 +85,8 @@ pub async fn send(
                 Ok(Err(err)) => {
                     // Nothing was sent: the request and its body are still here.
                     drop(in_flight);
-                    endpoint.record_failure();
-                    if !retried_connect && let Some(next) = group.pick(policy.balance, Some(&endpoint)) {
-                        tracing::debug!(backend = %group.name, failed = %endpoint.authority, next = %next.authority, "connect failed; retrying on another endpoint");
-                        retried_connect = true;
-                        retried_stale = false;
-                        group.retried("connect");
-                        endpoint = next;
+                    if let Some(next) = connect_failed(group, policy, &endpoint, !retried_connect) {
+                        (endpoint, retried_connect, retried_stale) = (next, true, false);
                         now = Instant::now();
                         continue;
                     }
@@ -150,10 +147,8 @@ pub async fn send(
         (body, resendable) = reclaim(back).await;
         match classify(&err, pooled) {
             Failure::Stale if may_retry_stale && resendable => {
-                tracing::debug!(endpoint = %endpoint.authority, "pooled connection closed before the answer; retrying on a fresh one");
+                stale_retry(group, &endpoint);
                 retried_stale = true;
-                endpoint.note_stale_retry();
-                group.retried("stale");
                 now = Instant::now();
                 continue;
             }
@@ -164,6 +159,31 @@ pub async fn send(
             }
         }
     }
+}
+
+/// A connect to `endpoint` failed: counts it against the endpoint and, when `may_retry`, picks
+/// another endpoint for the retry (counted as one). Shared by both clients' send loops.
+pub(super) fn connect_failed(
+    group: &Group,
+    policy: &UpstreamPolicy,
+    endpoint: &Arc<Endpoint>,
+    may_retry: bool,
+) -> Option<Arc<Endpoint>> {
+    endpoint.record_failure();
+    if !may_retry {
+        return None;
+    }
+    let next = group.pick(policy.balance, Some(endpoint))?;
+    tracing::debug!(backend = %group.name, failed = %endpoint.authority, next = %next.authority, "connect failed; retrying on another endpoint");
+    group.retried("connect");
+    Some(next)
+}
+
+/// A pooled connection closed before the answer: the request goes again on a fresh one.
+pub(super) fn stale_retry(group: &Group, endpoint: &Endpoint) {
+    tracing::debug!(endpoint = %endpoint.authority, "pooled connection closed before the answer; retrying on a fresh one");
+    endpoint.note_stale_retry();
+    group.retried("stale");
 }
 
 /// The parts of the request needed to send it again.
