@@ -22,69 +22,19 @@ PORT_BASE=${PORT_BASE:-18200}
 UP=$((PORT_BASE + 1)) NG=$((PORT_BASE + 2)) NGS=$((PORT_BASE + 3))
 LT=$((PORT_BASE + 4)) LTS=$((PORT_BASE + 5)) ADMIN=$((PORT_BASE + 6))
 HOST=app.bench.local
-log() { printf '>> %s\n' "$*" >&2; }
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
-need=()
-for tool in nginx wrk curl openssl; do command -v "$tool" >/dev/null || need+=("$tool"); done
-if [[ ${STRACE:-0} == 1 ]] && ! command -v strace >/dev/null; then need+=(strace); fi
-if ((${#need[@]})); then
-    log "installing ${need[*]} from Debian packages"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq "${need[@]/nginx/nginx-light}" >/dev/null
-    if [[ -f /run/nginx.pid ]]; then nginx -s quit 2>/dev/null || true; fi
-fi
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    log "cargo build --release"
-    (cd "$ROOT" && cargo build --release --quiet --bin lintel)
-fi
-
-WORK=$(mktemp -d /tmp/lintel-split.XXXXXX)
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_http() {
-    local url=$1 i
-    shift
-    for i in $(seq 100); do
-        curl -fsk -o /dev/null "$@" "$url" && return 0
-        sleep 0.1
-    done
-    log "no answer from $url"
-    return 1
-}
-
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 -subj /CN=bench.local \
-    -addext "subjectAltName=DNS:*.bench.local" -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
-user=$( ((EUID == 0)) && echo "user root;" || true)
-mkdir -p "$WORK/up" "$WORK/ng" "$WORK/lt"
-cat >"$WORK/up/nginx.conf" <<EOF
-$user
-worker_processes 1;
-master_process off;
-daemon off;
-pid $WORK/up/nginx.pid;
-error_log $WORK/up/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 10000000;
-    keepalive_timeout 300s;
-    client_body_temp_path $WORK/up/body;
-    server {
-        listen 127.0.0.1:$UP;
-        location / { default_type text/plain; return 200 "ok"; }
-    }
-}
-EOF
+need nginx wrk curl openssl
+if [[ ${STRACE:-0} == 1 ]]; then need strace; fi
+build_lintel
+work_dir split
+certificate
+start_upstream "$UP"
+lintel_manifests "$HOST" "$UP"
+mkdir -p "$WORK/ng"
 cat >"$WORK/ng/nginx.conf" <<EOF
-$user
+$(nginx_user)
 worker_processes 1;
 daemon off;
 pid $WORK/ng/nginx.pid;
@@ -117,51 +67,9 @@ http {
     }
 }
 EOF
-cat >"$WORK/lt/routes.yaml" <<EOF
-apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {name: lintel}
-spec: {controller: lintel.dev/ingress-controller}
----
-apiVersion: v1
-kind: Service
-metadata: {name: up, namespace: default}
-spec: {ports: [{name: http, port: 80}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: up-1, namespace: default, labels: {kubernetes.io/service-name: up}}
-addressType: IPv4
-ports: [{name: http, port: $UP}]
-endpoints: [{addresses: ["127.0.0.1"], conditions: {ready: true}}]
----
-apiVersion: v1
-kind: Secret
-metadata: {name: bench, namespace: default}
-type: kubernetes.io/tls
-data:
-  tls.crt: $(base64 -w0 <"$WORK/tls.crt")
-  tls.key: $(base64 -w0 <"$WORK/tls.key")
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: app, namespace: default}
-spec:
-  ingressClassName: lintel
-  rules:
-    - host: $HOST
-      http:
-        paths:
-          - {path: /api, pathType: Prefix, backend: {service: {name: up, port: {number: 80}}}}
-          - {path: /, pathType: Prefix, backend: {service: {name: up, port: {number: 80}}}}
-EOF
-
-taskset -c 0 nginx -p "$WORK/up/" -c "$WORK/up/nginx.conf" &
-PIDS+=("$!")
-wait_http "http://127.0.0.1:$UP/"
 taskset -c 1 nginx -p "$WORK/ng/" -c "$WORK/ng/nginx.conf" &
 PIDS+=("$!")
-taskset -c 1 "$ROOT/target/release/lintel" run --manifests "$WORK/lt" --worker-threads 1 --access-log false \
+taskset -c 1 "$LINTEL" run --manifests "$WORK/lt" --worker-threads 1 --access-log false \
     --default-certificate default/bench --http-addr "127.0.0.1:$LT" --https-addr "127.0.0.1:$LTS" \
     --admin-addr "127.0.0.1:$ADMIN" >"$WORK/lintel.log" 2>&1 &
 LT_PID=$!

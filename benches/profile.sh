@@ -19,121 +19,23 @@ CONNS=${CONNS:-8}
 TLS=${TLS:-0}
 UP_PORT=$((PORT_BASE + 1)) LT_HTTP=$((PORT_BASE + 2)) LT_HTTPS=$((PORT_BASE + 3)) LT_ADMIN=$((PORT_BASE + 4))
 HOST=app.bench.local
-log() { printf '>> %s\n' "$*" >&2; }
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
 case $MODE in
 callgrind) SECS=${SECS:-10} tool=valgrind ;;
 perf) SECS=${SECS:-8} tool=perf ;;
 *) log "usage: $0 callgrind|perf"; exit 2 ;;
 esac
-need=()
-command -v nginx >/dev/null || need+=(nginx-light)
-command -v wrk >/dev/null || need+=(wrk)
-command -v openssl >/dev/null || need+=(openssl)
-command -v curl >/dev/null || need+=(curl)
-command -v "$tool" >/dev/null || need+=("$( [[ $tool == perf ]] && echo linux-perf || echo valgrind)")
-if ((${#need[@]})); then
-    log "installing ${need[*]} from Debian packages"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
-    if [[ -f /run/nginx.pid ]]; then nginx -s quit 2>/dev/null || true; fi
-fi
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    log "cargo build --release"
-    (cd "$ROOT" && cargo build --release --quiet --bin lintel)
-fi
-LINTEL=$ROOT/target/release/lintel
-
-WORK=$(mktemp -d /tmp/lintel-profile.XXXXXX)
+need nginx wrk openssl curl "$tool"
+build_lintel
+work_dir profile
 OUT=${OUT:-$WORK/out}
 mkdir -p "$OUT"
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_http() { # URL [curl args]: waits up to 60 s (valgrind starts slowly)
-    local url=$1 i
-    shift
-    for i in $(seq 600); do
-        curl -fsk -o /dev/null "$@" "$url" && return 0
-        sleep 0.1
-    done
-    log "no answer from $url"
-    return 1
-}
-
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 -subj /CN=bench.local \
-    -addext "subjectAltName=DNS:*.bench.local" -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
-
-mkdir -p "$WORK/up" "$WORK/lt"
-cat >"$WORK/up/nginx.conf" <<EOF
-$( ((EUID == 0)) && echo "user root;")
-worker_processes 1;
-master_process off;
-daemon off;
-pid $WORK/up/nginx.pid;
-error_log $WORK/up/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 10000000;
-    keepalive_timeout 300s;
-    client_body_temp_path $WORK/up/body;
-    server {
-        listen 127.0.0.1:$UP_PORT;
-        location / { default_type text/plain; return 200 "ok"; }
-    }
-}
-EOF
-taskset -c 0 nginx -p "$WORK/up/" -c "$WORK/up/nginx.conf" -e "$WORK/up/error.log" &
-PIDS+=("$!")
-wait_http "http://127.0.0.1:$UP_PORT/"
-
-cat >"$WORK/lt/routes.yaml" <<EOF
-apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {name: lintel}
-spec: {controller: lintel.dev/ingress-controller}
----
-apiVersion: v1
-kind: Service
-metadata: {name: up, namespace: default}
-spec: {ports: [{name: http, port: 80}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: up-1, namespace: default, labels: {kubernetes.io/service-name: up}}
-addressType: IPv4
-ports: [{name: http, port: $UP_PORT}]
-endpoints: [{addresses: ["127.0.0.1"], conditions: {ready: true}}]
----
-apiVersion: v1
-kind: Secret
-metadata: {name: bench, namespace: default}
-type: kubernetes.io/tls
-data:
-  tls.crt: $(base64 -w0 <"$WORK/tls.crt")
-  tls.key: $(base64 -w0 <"$WORK/tls.key")
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: app, namespace: default}
-spec:
-  ingressClassName: lintel
-  rules:
-    - host: $HOST
-      http:
-        paths:
-          - {path: /health, pathType: Exact, backend: {service: {name: up, port: {number: 80}}}}
-          - {path: /api, pathType: Prefix, backend: {service: {name: up, port: {number: 80}}}}
-          - {path: /, pathType: Prefix, backend: {service: {name: up, port: {number: 80}}}}
-EOF
+WAIT_SECS=60 # valgrind starts slowly
+certificate
+start_upstream "$UP_PORT"
+lintel_manifests "$HOST" "$UP_PORT"
 
 args=(run --manifests "$WORK/lt" --worker-threads 1 --access-log false --default-certificate default/bench
     --http-addr "127.0.0.1:$LT_HTTP" --https-addr "127.0.0.1:$LT_HTTPS" --admin-addr "127.0.0.1:$LT_ADMIN")
