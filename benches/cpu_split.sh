@@ -8,7 +8,9 @@
 #   STRACE=1 bash benches/cpu_split.sh   # also counts system calls per request (strace -c)
 #
 # Prints, per run: requests/s, utime and stime µs per request from /proc/PID/stat (all
-# threads; for nginx the worker, whose master does no work under load). Knobs: ROUNDS, SECS,
+# threads; for nginx the worker, whose master does no work under load), minor page faults and
+# context switches per request, and the upstream's CPU µs per request (to see whether a proxy
+# makes the upstream work harder). Knobs: ROUNDS, SECS,
 # CONNS (50), PORT_BASE (18200), SKIP_BUILD=1, TLS=1 (HTTPS keep-alive instead).
 # Needs nginx, wrk, curl, openssl (installed from Debian packages when missing; root then).
 set -euo pipefail
@@ -79,24 +81,33 @@ if [[ $TLS == 1 ]]; then scheme=https ng_port=$NGS lt_port=$LTS; else scheme=htt
 wait_http "$scheme://127.0.0.1:$ng_port/api/x" -H "Host: $HOST"
 wait_http "$scheme://127.0.0.1:$lt_port/api/x" -H "Host: $HOST"
 NG_WORKER=$(pgrep -P "$(cat "$WORK/ng/nginx.pid")" | head -1)
+UP_PID=$(cat "$WORK/up/nginx.pid")
 
 cat >"$WORK/count.lua" <<'EOF'
 function done(summary, latency, requests)
   io.write(string.format("RESULT %d\n", summary.requests))
 end
 EOF
-ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
+# utime, stime, minor faults, context switches (all threads)
+ticks() {
+    local switches
+    switches=$(cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}')
+    awk -v c="$switches" '{print $14, $15, $10, c}' "/proc/$1/stat"
+}
 HZ=$(getconf CLK_TCK)
 
 run() { # NAME PID PORT
     local name=$1 pid=$2 port=$3 before after requests
-    read -r u0 s0 < <(ticks "$pid")
+    read -r u0 s0 f0 c0 < <(ticks "$pid")
+    read -r up0 us0 _ _ < <(ticks "$UP_PID")
     requests=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$WORK/count.lua" -H "Host: $HOST" \
         "$scheme://127.0.0.1:$port/api/v1/items" | awk '/^RESULT/ {print $2}')
-    read -r u1 s1 < <(ticks "$pid")
-    awk -v n="$name" -v r="$requests" -v s="$SECS" -v hz="$HZ" -v u=$((u1 - u0)) -v k=$((s1 - s0)) 'BEGIN {
-        printf "%-7s %8.0f req/s  user %5.1f  kernel %5.1f  total %5.1f µs/request\n",
-            n, r / s, u * 1e6 / hz / r, k * 1e6 / hz / r, (u + k) * 1e6 / hz / r }'
+    read -r u1 s1 f1 c1 < <(ticks "$pid")
+    read -r up1 us1 _ _ < <(ticks "$UP_PID")
+    awk -v n="$name" -v r="$requests" -v s="$SECS" -v hz="$HZ" -v u=$((u1 - u0)) -v k=$((s1 - s0)) \
+        -v f=$((f1 - f0)) -v c=$((c1 - c0)) -v up=$((up1 + us1 - up0 - us0)) 'BEGIN {
+        printf "%-7s %8.0f req/s  user %5.1f  kernel %5.1f  total %5.1f µs/request  faults %.3f  switches %.3f /request  (upstream %.1f µs/request)\n",
+            n, r / s, u * 1e6 / hz / r, k * 1e6 / hz / r, (u + k) * 1e6 / hz / r, f / r, c / r, up * 1e6 / hz / r }'
 }
 
 for pair in "nginx $NG_WORKER $ng_port" "lintel $LT_PID $lt_port"; do

@@ -36,6 +36,8 @@ pub struct Config {
     pub limits: Limits,
     /// Runtime worker threads (absent: one per core).
     pub worker_threads: Option<usize>,
+    /// Which server reads plain HTTP/1.1 `GET` and `HEAD` requests (see [`Http1Server`]).
+    pub http1_server: Http1Server,
     /// How long in-flight requests get to finish at shutdown.
     #[serde(with = "humantime_serde")]
     pub grace_period: Duration,
@@ -68,6 +70,16 @@ pub struct Config {
     pub default_certificate: Option<DefaultCertificate>,
     /// The port written in redirects to HTTPS; 443 is left out of the URL.
     pub https_redirect_port: u16,
+}
+
+/// Who serves the common HTTP/1.1 case: Lintel's own server (keep-alive `GET`/`HEAD` without
+/// a body, handing everything else on the connection to hyper), or hyper for everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Http1Server {
+    #[default]
+    Lintel,
+    Hyper,
 }
 
 /// How log lines are written.
@@ -181,6 +193,7 @@ impl Default for Config {
             default_allow_source_cidrs: None,
             limits: Limits::default(),
             worker_threads: None,
+            http1_server: Http1Server::Lintel,
             grace_period: Duration::from_secs(30),
             shutdown_delay: Duration::from_secs(5),
             log_format: LogFormat::Text,
@@ -281,6 +294,7 @@ impl Config {
             max_header_bytes: self.limits.max_header_bytes,
             max_headers: self.limits.max_headers,
             max_connections: self.limits.max_connections,
+            own_http1: self.http1_server == Http1Server::Lintel,
         }
     }
 

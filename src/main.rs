@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use lintel::compile::{Compiled, SecretRef, compile};
-use lintel::config::{Config, DefaultCertificate, LogFormat};
+use lintel::config::{Config, DefaultCertificate, Http1Server, LogFormat};
 use lintel::explain::Question;
 use lintel::proxy::access_log::Sample;
 use lintel::report::RoutesReport;
@@ -110,6 +110,9 @@ struct RunArgs {
     /// Runtime worker threads. Default: one per core.
     #[arg(long, value_name = "N")]
     worker_threads: Option<usize>,
+    /// Who serves plain HTTP/1.1 GET and HEAD: Lintel's own server, or hyper for everything.
+    #[arg(long, value_enum)]
+    http1_server: Option<Http1Server>,
     #[command(flatten)]
     kube: KubeArgs,
 }
@@ -284,6 +287,9 @@ impl RunArgs {
         }
         if let Some(n) = self.worker_threads {
             config.worker_threads = Some(n);
+        }
+        if let Some(server) = self.http1_server {
+            config.http1_server = server;
         }
         self.kube.apply(config);
     }

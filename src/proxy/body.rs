@@ -56,11 +56,15 @@ impl Body for ProxyBody {
     }
 }
 
+/// A client's request body: hyper's, or none at all (a request Lintel's own HTTP/1.1 server
+/// read, which it only takes when the head says there is no body).
+pub type ClientBody = Option<Incoming>;
+
 /// The request body on its way upstream, refused once it grows past the route's limit
 /// (chunked bodies included: the limit is on bytes seen, not on what `Content-Length` said).
 #[derive(Debug)]
 pub struct RequestBody {
-    inner: Incoming,
+    inner: ClientBody,
     limit: Option<u64>,
     seen: u64,
     /// Shared with the access log and the request-size metric.
@@ -81,7 +85,7 @@ pub enum RequestBodyError {
 }
 
 impl RequestBody {
-    pub fn new(inner: Incoming, limit: Option<u64>) -> Self {
+    pub fn new(inner: ClientBody, limit: Option<u64>) -> Self {
         Self { inner, limit, seen: 0, counter: None }
     }
 
@@ -97,7 +101,8 @@ impl Body for RequestBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
         let this = self.get_mut();
-        let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = &mut this.inner else { return Poll::Ready(None) };
+        let frame = match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
             Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err.into()))),
             Poll::Ready(None) => return Poll::Ready(None),
@@ -116,10 +121,10 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }

@@ -1,23 +1,26 @@
 //! Accepting connections: an optional PROXY protocol header, an optional TLS handshake (with
-//! its own timeout, in the connection's own task), then hyper's HTTP/1.1 and HTTP/2, with
-//! header size/count/time limits, a cap on open connections, and graceful shutdown.
+//! its own timeout, in the connection's own task), then Lintel's own HTTP/1.1 server for
+//! plain `GET`/`HEAD` and hyper's HTTP/1.1 and HTTP/2 for the rest, with header
+//! size/count/time limits, a cap on open connections, and graceful shutdown.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::Request;
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::client_addr::{self, ClientAddressSettings};
-use super::{ClientSide, ConnInfo, Proxy, TlsInfo};
+use super::{ClientSide, ConnInfo, Proxy, TlsInfo, h1};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerSettings {
@@ -30,6 +33,9 @@ pub struct ListenerSettings {
     pub max_headers: usize,
     /// Open connections at most; past it, new ones wait in the kernel's accept backlog.
     pub max_connections: usize,
+    /// Lintel's own HTTP/1.1 server takes plain `GET` and `HEAD` ([`super::h1`]); else hyper
+    /// serves everything.
+    pub own_http1: bool,
 }
 
 /// TLS on a listener: the acceptor and how long a handshake may take.
@@ -99,9 +105,11 @@ pub async fn serve_with(
         let open = counted.accepted();
         let watcher = graceful.watcher();
         let (proxy, builder, settings, tls) = (proxy.clone(), builder.clone(), settings.clone(), tls.clone());
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let (_slot, _open) = (slot, open);
-            serve_connection(stream, peer, proxy, scheme, tls, &builder, &settings, watcher).await;
+            let listener = Listener { scheme, builder: &builder, settings: &settings, shutdown: &shutdown };
+            serve_connection(stream, peer, proxy, tls, listener, watcher).await;
         });
     }
     drop(listener);
@@ -115,18 +123,24 @@ pub async fn serve_with(
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call site; the pieces of one accepted connection")]
+/// What a listener lends each of its connections.
+struct Listener<'a> {
+    scheme: &'static str,
+    builder: &'a auto::Builder<TokioExecutor>,
+    settings: &'a ListenerSettings,
+    shutdown: &'a CancellationToken,
+}
+
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     proxy: Arc<Proxy>,
-    scheme: &'static str,
     tls: Option<Tls>,
-    builder: &auto::Builder<TokioExecutor>,
-    settings: &ListenerSettings,
-    watcher: hyper_util::server::graceful::Watcher,
+    listener: Listener<'_>,
+    watcher: Watcher,
 ) {
     let _ = stream.set_nodelay(true);
+    let settings = listener.settings;
     let (stream, address, origin) = match client_addr::accept(stream, peer, &settings.client_address).await {
         Ok(accepted) => accepted,
         Err(err) => {
@@ -134,21 +148,10 @@ async fn serve_connection(
             return;
         }
     };
-    let client = ClientSide { address, origin, scheme };
-    let service = |info: Arc<ConnInfo>| {
-        let proxy = proxy.clone();
-        service_fn(move |req| {
-            let proxy = proxy.clone();
-            let info = info.clone();
-            async move { Ok::<_, Infallible>(proxy.handle_conn(req, client, &info).await) }
-        })
-    };
-    let info = ConnInfo::new(peer, scheme);
+    let client = ClientSide { address, origin, scheme: listener.scheme };
+    let info = ConnInfo::new(peer, listener.scheme);
     let result = match tls {
-        None => {
-            let service = service(Arc::new(info));
-            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
-        }
+        None => serve_http(stream, true, &proxy, client, Arc::new(info), &listener, watcher).await,
         Some(tls) => {
             let stream = match tokio::time::timeout(tls.handshake_timeout, tls.acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => stream,
@@ -165,13 +168,55 @@ async fn serve_connection(
             };
             let tls_info = tls_info(stream.get_ref().1);
             proxy.metrics().tls_handshake(tls_info.version);
-            let service = service(Arc::new(info.with_tls(tls_info)));
-            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
+            // A client that chose h2 in ALPN sends nothing HTTP/1.1 could take.
+            let h1 = stream.get_ref().1.alpn_protocol() != Some(b"h2");
+            serve_http(stream, h1, &proxy, client, Arc::new(info.with_tls(tls_info)), &listener, watcher).await
         }
     };
     if let Err(err) = result {
         tracing::debug!(%peer, error = %err, "connection ended with an error");
     }
+}
+
+/// HTTP on an accepted (and decrypted) connection: Lintel's own HTTP/1.1 server first when
+/// it may take it, then hyper for whatever it hands over (or for all of it).
+async fn serve_http<S>(
+    stream: S,
+    h1: bool,
+    proxy: &Arc<Proxy>,
+    client: ClientSide,
+    info: Arc<ConnInfo>,
+    listener: &Listener<'_>,
+    watcher: Watcher,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let settings = listener.settings;
+    let stream = if h1 && settings.own_http1 {
+        let conn = h1::Conn {
+            proxy,
+            client,
+            info: &info,
+            header_timeout: settings.header_timeout,
+            max_header_bytes: settings.max_header_bytes,
+            max_headers: settings.max_headers,
+            shutdown: listener.shutdown,
+        };
+        match h1::serve(stream, conn).await {
+            h1::Outcome::Closed => return Ok(()),
+            h1::Outcome::HandOver(stream) => stream,
+        }
+    } else {
+        h1::Prefixed::new(stream, bytes::BytesMut::new())
+    };
+    let proxy = proxy.clone();
+    let service = service_fn(move |req: Request<Incoming>| {
+        let proxy = proxy.clone();
+        let info = info.clone();
+        async move { Ok::<_, Infallible>(proxy.handle_conn(req.map(Some), client, &info).await) }
+    });
+    watcher.watch(listener.builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
 }
 
 /// The version and SNI of a completed handshake, for access logs and metrics.

@@ -8,6 +8,7 @@ pub mod client_addr;
 pub mod conn;
 pub mod error;
 mod forward;
+pub mod h1;
 pub mod listener;
 pub mod normalize;
 pub mod observe;
@@ -21,7 +22,7 @@ use std::time::Instant;
 use http::{Request, Response, header};
 use hyper::body::Incoming;
 
-pub use body::{ProxyBody, RequestBody};
+pub use body::{ClientBody, ProxyBody, RequestBody};
 pub use conn::{ConnInfo, TlsInfo};
 pub use error::ProxyError;
 pub use forward::ClientSide;
@@ -77,14 +78,14 @@ impl Proxy {
     /// Answers one request of a connection whose listener did not describe it.
     pub async fn handle(&self, req: Request<Incoming>, client: ClientSide) -> Response<ObservedBody> {
         let conn = ConnInfo::new(SocketAddr::new(client.address, 0), client.scheme);
-        self.handle_conn(req, client, &conn).await
+        self.handle_conn(req.map(Some), client, &conn).await
     }
 
     /// Answers one request; every failure becomes a short plain-text answer here. Each
     /// request gets an `X-Request-ID`, is counted in the metrics and (sampled) logged.
     pub async fn handle_conn(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<ClientBody>,
         client: ClientSide,
         conn: &ConnInfo,
     ) -> Response<ObservedBody> {
@@ -94,7 +95,7 @@ impl Proxy {
         let log = self.observe.access_log.sampled().then(|| Box::new(Entry::new(&req, client, conn, &request_id)));
         let exchange = Exchange { started, method, request_id, log };
         let mut matched = Matched::default();
-        if !http_body::Body::is_end_stream(req.body()) {
+        if req.body().as_ref().is_some_and(|body| !http_body::Body::is_end_stream(body)) {
             matched.bytes_in = Some(std::sync::Arc::default());
         }
         let response = match self.forward(req, client, &mut matched).await {
@@ -115,7 +116,7 @@ impl Proxy {
 
     async fn forward(
         &self,
-        req: Request<Incoming>,
+        req: Request<ClientBody>,
         client: ClientSide,
         matched: &mut Matched,
     ) -> Result<Response<ProxyBody>, ProxyError> {
@@ -185,6 +186,6 @@ impl Proxy {
     }
 }
 
-fn content_length(req: &Request<Incoming>) -> Option<u64> {
+fn content_length<B>(req: &Request<B>) -> Option<u64> {
     req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }

@@ -259,7 +259,8 @@ impl PlainConn {
                 names.push((name, start, start + line.value.len()));
             }
             let bytes = self.buf.split_to(len).freeze();
-            let mut headers = HeaderMap::with_capacity(names.len());
+            // Room for the `X-Request-ID` the proxy adds, so the map does not grow for it.
+            let mut headers = HeaderMap::with_capacity(names.len() + 1);
             for (name, start, end) in names {
                 let value = HeaderValue::from_maybe_shared(bytes.slice(start..end))
                     .map_err(|_| PlainError::Invalid("bad header value"))?;
