@@ -206,6 +206,27 @@ async fn slow_upstream_gets_504_at_the_response_timeout() {
     assert_eq!(status, 200, "a quick answer is not cut");
 }
 
+/// Each exchange on a pooled upstream connection gets the whole timeout from its own start
+/// (the connection's timer, armed by an earlier exchange, fires before the later deadline and
+/// must not cut the later exchange), and a shorter wait still ends at its own deadline.
+#[tokio::test]
+async fn the_response_timeout_counts_from_each_request_on_a_reused_connection() {
+    let s = setup(|c| c.timeouts.response_header = Duration::from_millis(600)).await;
+    let client = client();
+    let (status, _, _) = get(&client, s.proxy.http_addr, "site.example.com", "/slow/1").await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Ends 800 ms after the first exchange began: past its deadline, within its own.
+    let (status, _, body) = get(&client, s.proxy.http_addr, "site.example.com", "/slow/400").await;
+    assert_eq!(status, 200, "{body}");
+    let started = std::time::Instant::now();
+    let (status, _, _) = get(&client, s.proxy.http_addr, "site.example.com", "/slow/3000").await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(550) && took < Duration::from_millis(2500), "{took:?}");
+    assert!(s.web.hits() >= 3);
+}
+
 #[tokio::test]
 async fn missing_host_gets_400() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

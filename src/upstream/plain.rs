@@ -8,15 +8,18 @@
 //! body is read from the socket by whoever polls it. Everything else (bodies, upgrades) still
 //! goes through hyper.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri, Version};
-use tokio::io::AsyncWriteExt;
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use super::connector::Target;
 use super::endpoint::InFlight;
@@ -75,20 +78,20 @@ pub async fn send(
         if pooled {
             endpoint.note_reuse();
         }
-        match tokio::time::timeout_at(deadline, conn.exchange(req)).await {
-            // Dropping the exchange closes its connection.
-            Err(_) => return Err(UpstreamError::ResponseTimeout),
-            Ok(Ok(response)) => {
+        match conn.exchange(req, deadline).await {
+            // The exchange, and with it its connection, is dropped.
+            Err(PlainError::TimedOut) => return Err(UpstreamError::ResponseTimeout),
+            Ok(response) => {
                 super::send::observe(&endpoint, &response);
                 let keep = super::send::keeps_alive(&response);
                 return Ok(response.map(|body| UpstreamBody::plain(body, idle, in_flight, keep)));
             }
-            Ok(Err(PlainError::ClosedEarly(_))) if pooled && !retried_stale => {
+            Err(PlainError::ClosedEarly(_)) if pooled && !retried_stale => {
                 super::send::stale_retry(group, &endpoint);
                 retried_stale = true;
                 now = tokio::time::Instant::now();
             }
-            Ok(Err(err)) => {
+            Err(err) => {
                 endpoint.record_failure();
                 return Err(UpstreamError::Plain(err));
             }
@@ -109,6 +112,9 @@ pub enum PlainError {
     Invalid(&'static str),
     #[error("connection closed before the end of the response")]
     Incomplete,
+    /// No whole response head before the deadline (the caller answers 504).
+    #[error("no response before the deadline")]
+    TimedOut,
 }
 
 impl PlainError {
@@ -130,6 +136,9 @@ pub struct PlainConn {
     pub(super) buf: BytesMut,
     /// The request head is written from here; kept for the next request.
     out: Vec<u8>,
+    /// The response deadline's timer, kept armed from one exchange to the next (see
+    /// [`expired`]).
+    timer: Option<Pin<Box<Sleep>>>,
     _open: OpenConnection,
 }
 
@@ -153,7 +162,13 @@ impl PlainConn {
     /// A new connection within `timeout`, with `TCP_NODELAY`.
     pub async fn connect(target: &Target, timeout: Duration, pool: &PoolMetrics) -> Result<Self, ConnectError> {
         let io = super::connector::tcp(target, timeout).await?;
-        Ok(Self { io, buf: BytesMut::with_capacity(READ_CHUNK), out: Vec::with_capacity(512), _open: pool.opened() })
+        Ok(Self {
+            io,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            out: Vec::with_capacity(512),
+            timer: None,
+            _open: pool.opened(),
+        })
     }
 
     /// Whether an idle connection can carry a request: nothing arrived while it was idle
@@ -174,13 +189,31 @@ impl PlainConn {
         }
     }
 
-    /// Sends the request and reads the response head; the body is read by whoever polls the
-    /// returned response's body, which owns the connection until its end.
-    pub async fn exchange(mut self, req: PlainRequest<'_>) -> Result<Response<PlainBody>, PlainError> {
+    /// Sends the request and reads the response head by `deadline`; the body is read by
+    /// whoever polls the returned response's body, which owns the connection until its end.
+    pub async fn exchange(
+        mut self,
+        req: PlainRequest<'_>,
+        deadline: Instant,
+    ) -> Result<Response<PlainBody>, PlainError> {
         self.out.clear();
         write_head(&mut self.out, &req);
-        if let Err(err) = self.io.write_all(&self.out).await {
-            return Err(PlainError::early_or(err, false));
+        let mut written = 0;
+        while written < self.out.len() {
+            let wrote = std::future::poll_fn(|cx| {
+                match std::pin::Pin::new(&mut self.io).poll_write(cx, &self.out[written..]) {
+                    Poll::Ready(wrote) => Poll::Ready(Some(wrote)),
+                    Poll::Pending if expired(&mut self.timer, cx, deadline) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            match wrote {
+                None => return Err(PlainError::TimedOut),
+                Some(Ok(0)) => return Err(PlainError::early_or(io::ErrorKind::WriteZero.into(), false)),
+                Some(Ok(n)) => written += n,
+                Some(Err(err)) => return Err(PlainError::early_or(err, false)),
+            }
         }
         let mut received = false;
         loop {
@@ -200,18 +233,20 @@ impl PlainConn {
             if self.buf.len() >= MAX_HEAD {
                 return Err(PlainError::Invalid("response head too large"));
             }
-            match self.read().await {
+            let read = std::future::poll_fn(|cx| match self.poll_read(cx) {
+                Poll::Ready(read) => Poll::Ready(Some(read)),
+                Poll::Pending if expired(&mut self.timer, cx, deadline) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            })
+            .await
+            .ok_or(PlainError::TimedOut)?;
+            match read {
                 Ok(0) if received => return Err(PlainError::Incomplete),
                 Ok(0) => return Err(PlainError::ClosedEarly(None)),
                 Ok(_) => received = true,
                 Err(err) => return Err(PlainError::early_or(err, received)),
             }
         }
-    }
-
-    /// Reads what the socket has into the buffer; 0 at the end of the stream.
-    async fn read(&mut self) -> io::Result<usize> {
-        std::future::poll_fn(|cx| self.poll_read(cx)).await
     }
 
     pub(super) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
@@ -269,6 +304,26 @@ impl PlainConn {
             return Ok(Some(Head { status, version, headers }));
         }
     }
+}
+
+/// Whether `deadline` has passed, with the waker registered otherwise. The timer is made
+/// once per connection and moved only when it fires before the deadline at hand (deadlines
+/// of later exchanges lie later) or must fire sooner (a route with a shorter timeout):
+/// arming and disarming a timer for every exchange cost more than the rest of the wait.
+/// Left armed while the connection idles in the pool, it may wake the last task that used
+/// it once, for nothing.
+fn expired(timer: &mut Option<Pin<Box<Sleep>>>, cx: &mut Context<'_>, deadline: Instant) -> bool {
+    let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+    if timer.deadline() > deadline {
+        timer.as_mut().reset(deadline);
+    }
+    while timer.as_mut().poll(cx).is_ready() {
+        if Instant::now() >= deadline {
+            return true;
+        }
+        timer.as_mut().reset(deadline);
+    }
+    false
 }
 
 /// A final response head.
