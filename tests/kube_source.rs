@@ -493,6 +493,21 @@ async fn only_the_leader_writes_status_and_the_other_takes_over_when_it_stops() 
     }
 }
 
+/// A status write the API refuses is counted, logged, and retried until it lands.
+#[tokio::test]
+async fn a_failed_status_write_is_counted_and_retried() {
+    let api = ApiServer::start().await;
+    api.apply_all([ingress_class(), service("web", "app"), ingress("web", "app", "app.example.com", "/", "app")]);
+    api.fail_next_patches("ingresses", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let running = start_lintel(&api, dir.path(), "a", |c| c.publish_address = vec!["192.0.2.10".to_owned()]).await;
+    let published = serde_json::json!([{"ip": "192.0.2.10"}]);
+    wait_until("status written after the retry", LIMIT, || async { lb_status(&api, "app") == published }).await;
+    assert_eq!(sample(&running, API_ERRORS, &[("kind", "server_error")]).await, 1.0);
+    running.shutdown();
+    running.wait().await;
+}
+
 #[tokio::test]
 async fn diagnostics_become_at_most_one_event_per_reason() {
     let api = ApiServer::start().await;

@@ -15,6 +15,9 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::Metrics;
+use crate::source::kube::api_error_kind;
+
 /// Addresses in status order: IPs first, then hostnames, each sorted.
 pub type Addresses = Vec<IngressLoadBalancerIngress>;
 
@@ -141,6 +144,7 @@ pub async fn run(
     publish: Publish,
     mut leader: watch::Receiver<bool>,
     tx: watch::Sender<Option<Addresses>>,
+    metrics: std::sync::Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let (namespace, name) = match publish {
@@ -166,11 +170,15 @@ pub async fn run(
                         changed
                     });
                 }
-                Err(err) if !failing => {
-                    failing = true;
-                    tracing::warn!(service = %format!("{namespace}/{name}"), %err, "cannot read the published Service; keeping the last address");
+                Err(err) => {
+                    metrics.api_error(api_error_kind(&err));
+                    if failing {
+                        tracing::debug!(%err, "cannot read the published Service");
+                    } else {
+                        failing = true;
+                        tracing::warn!(service = %format!("{namespace}/{name}"), %err, "cannot read the published Service; keeping the last address");
+                    }
                 }
-                Err(err) => tracing::debug!(%err, "cannot read the published Service"),
             }
         }
         tokio::select! {

@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::diagnostic::{Diagnostic, Subject};
 use crate::live::SharedLive;
+use crate::metrics::Metrics;
 use crate::source::Loaded;
+use crate::source::kube::api_error_kind;
 
 /// At most one Event per Ingress and reason in this window.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -113,6 +115,7 @@ pub async fn run(
     mut leader: watch::Receiver<bool>,
     pictures: watch::Receiver<Arc<Loaded>>,
     live: SharedLive,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let reporter = Reporter { controller: "lintel".to_owned(), instance: Some(identity) };
@@ -162,7 +165,11 @@ pub async fn run(
             // A fresh Recorder per Event: its cache would turn a later Event with the same
             // reason into a count bump on the old one, keeping the old note. `Gate` dedups.
             let recorder = Recorder::new(client.clone(), reporter.clone());
-            match recorder.publish(&posted, &reference).await {
+            let published = recorder.publish(&posted, &reference).await;
+            if let Err(err) = &published {
+                metrics.api_error(api_error_kind(err));
+            }
+            match published {
                 Ok(()) => failing = false,
                 Err(err) if !failing => {
                     failing = true;

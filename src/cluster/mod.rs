@@ -148,8 +148,15 @@ pub async fn start(
     let (leader_tx, leader) = watch::channel(false);
     let (addresses_tx, addresses) = watch::channel(None);
     let identity = settings.lease.identity.clone();
-    tasks.spawn(lease::run(client.clone(), settings.lease, leader_tx, metrics, shutdown.clone()));
-    tasks.spawn(address::run(client.clone(), settings.publish, leader.clone(), addresses_tx, shutdown.clone()));
+    tasks.spawn(lease::run(client.clone(), settings.lease, leader_tx, metrics.clone(), shutdown.clone()));
+    tasks.spawn(address::run(
+        client.clone(),
+        settings.publish,
+        leader.clone(),
+        addresses_tx,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(status::run(
         client.clone(),
         leader.clone(),
@@ -157,8 +164,9 @@ pub async fn start(
         live.clone(),
         addresses,
         settings.options,
+        metrics.clone(),
         shutdown.clone(),
     ));
-    tasks.spawn(events::run(client, identity, leader, pictures, live, shutdown.clone()));
+    tasks.spawn(events::run(client, identity, leader, pictures, live, metrics, shutdown.clone()));
     Ok(())
 }

@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 use super::address::{Addresses, normalize};
 use crate::compile::CompileOptions;
 use crate::live::{Live, SharedLive};
+use crate::metrics::Metrics;
 use crate::source::Loaded;
+use crate::source::kube::api_error_kind;
 
 const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
 const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
@@ -118,7 +120,9 @@ struct Seen {
     addresses: Addresses,
 }
 
-/// Writes status while this replica leads, until shutdown.
+/// Writes status while this replica leads, until shutdown. Failed writes are counted in
+/// `lintel_source_api_errors_total` (an Ingress deleted meanwhile is not a failure).
+#[expect(clippy::too_many_arguments, reason = "one call site; the inputs of one long-running task")]
 pub async fn run(
     client: Client,
     mut leader: watch::Receiver<bool>,
@@ -126,6 +130,7 @@ pub async fn run(
     live: SharedLive,
     mut addresses: watch::Receiver<Option<Addresses>>,
     options: CompileOptions,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let mut written: HashSet<String> = HashSet::new();
@@ -188,12 +193,14 @@ pub async fn run(
                 }
                 Ok(Err(kube::Error::Api(status))) if status.code == 404 => {}
                 Ok(Err(err)) => {
+                    metrics.api_error(api_error_kind(&err));
                     if !failed {
                         tracing::warn!(ingress = %key, %err, "cannot write Ingress status; will retry");
                     }
                     failed = true;
                 }
                 Err(_) => {
+                    metrics.api_error("timeout");
                     if !failed {
                         tracing::warn!(ingress = %key, "writing Ingress status timed out; will retry");
                     }

@@ -314,7 +314,7 @@ impl Metrics {
         reg(
             r,
             "source_api_errors",
-            "Errors from Kubernetes API calls (the watches and the leader Lease), by kind.",
+            "Errors from Kubernetes API calls (the watches, the leader Lease, Ingress status writes, Events, the published Service), by kind.",
             None,
             &self.api_errors,
         );

@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) released: Notify,
     /// Collections whose next PUT loses a race with another writer (409 Conflict).
     conflicts: Mutex<HashSet<String>>,
+    /// Collections whose next PATCHes (this many) answer 500, as an API server in trouble.
+    failing_patches: Mutex<HashMap<String, usize>>,
 }
 
 pub struct ApiServer {
@@ -60,6 +62,7 @@ impl ApiServer {
             held: Mutex::new(HashSet::new()),
             released: Notify::new(),
             conflicts: Mutex::new(HashSet::new()),
+            failing_patches: Mutex::new(HashMap::new()),
         });
         let server = Self { addr, shared, up: Mutex::new(None) };
         server.serve(listener);
@@ -134,6 +137,12 @@ impl ApiServer {
     /// writer had updated the object between the client's read and its write.
     pub fn conflict_next_put(&self, plural: &str) {
         self.shared.conflicts.lock().unwrap().insert(plural.to_owned());
+    }
+
+    /// The next `count` PATCHes to this collection (`"ingresses"`, status included) answer
+    /// 500 Internal Server Error.
+    pub fn fail_next_patches(&self, plural: &str, count: usize) {
+        self.shared.failing_patches.lock().unwrap().insert(plural.to_owned(), count);
     }
 
     fn changed(&self) {
@@ -417,6 +426,11 @@ fn replace(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Answer
 }
 
 fn patch(shared: &Shared, target: &Target, name: &str, body: &Bytes) -> Answer {
+    let plural = target.resource.rsplit('/').next().unwrap_or_default();
+    if let Some(left) = shared.failing_patches.lock().unwrap().get_mut(plural).filter(|left| **left > 0) {
+        *left -= 1;
+        return Err((500, "InternalError", format!("injected failure patching {name}")));
+    }
     let patch = parse_body(body)?;
     update(
         shared,
