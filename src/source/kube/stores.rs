@@ -12,7 +12,8 @@ use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::utils::Backoff;
+use kube::runtime::watcher::{self, DefaultBackoff};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
@@ -179,7 +180,11 @@ impl Spawner<'_> {
         let (reader, writer) = reflector::store();
         let listed = Arc::new(AtomicBool::new(false));
         self.listed.push(listed.clone());
-        let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+        // Backoff is applied below rather than with `default_backoff()`, so that a 410 Gone
+        // (the watch's resourceVersion compacted away; the watcher relists at once) is not
+        // delayed like a failure of the API.
+        let stream = reflector::reflector(writer, watcher::watcher(api, config));
+        let mut backoff = DefaultBackoff::default();
         let wake = self.wake.clone();
         let shutdown = self.shutdown.clone();
         let metrics = self.metrics.clone();
@@ -194,14 +199,24 @@ impl Spawner<'_> {
                 };
                 match item {
                     Some(Ok(event)) => {
+                        backoff.reset();
                         if health.event(&event) {
                             listed.store(health.listed_once(), Ordering::Release);
                             wake.notify_one();
                         }
                     }
                     Some(Err(err)) => {
-                        metrics.api_error(watch_error_kind(&err));
+                        let kind = watch_error_kind(&err);
+                        metrics.api_error(kind);
                         health.error(&err);
+                        if kind != "gone"
+                            && let Some(delay) = backoff.next()
+                        {
+                            tokio::select! {
+                                () = tokio::time::sleep(delay) => {}
+                                () = shutdown.cancelled() => return,
+                            }
+                        }
                     }
                     None => return,
                 }
