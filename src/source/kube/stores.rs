@@ -29,6 +29,9 @@ use crate::source::{Loaded, Snapshot};
 /// Only Secrets of this type are ever listed (a field selector: others never reach memory).
 pub const TLS_SECRETS: &str = "type=kubernetes.io/tls";
 
+/// A 410 Gone this soon after the previous one waits the failure backoff before relisting.
+const GONE_AGAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The stores of one kind: one per watched namespace, or one for the whole cluster.
 struct Stores<K: Resource<DynamicType = ()> + Clone + 'static> {
     stores: Vec<Store<Lenient<K>>>,
@@ -185,6 +188,7 @@ impl Spawner<'_> {
         // delayed like a failure of the API.
         let stream = reflector::reflector(writer, watcher::watcher(api, config));
         let mut backoff = DefaultBackoff::default();
+        let mut last_gone: Option<std::time::Instant> = None;
         let wake = self.wake.clone();
         let shutdown = self.shutdown.clone();
         let metrics = self.metrics.clone();
@@ -209,9 +213,14 @@ impl Spawner<'_> {
                         let kind = watch_error_kind(&err);
                         metrics.api_error(kind);
                         health.error(&err);
-                        if kind != "gone"
-                            && let Some(delay) = backoff.next()
-                        {
+                        // A second 410 soon after the first is an API server in trouble, not
+                        // compaction: it waits like any failure, so relists do not spin.
+                        let gone = kind == "gone";
+                        let at_once = gone && last_gone.is_none_or(|at| at.elapsed() >= GONE_AGAIN);
+                        if gone {
+                            last_gone = Some(std::time::Instant::now());
+                        }
+                        if !at_once && let Some(delay) = backoff.next() {
                             tokio::select! {
                                 () = tokio::time::sleep(delay) => {}
                                 () = shutdown.cancelled() => return,
