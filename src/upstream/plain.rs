@@ -286,7 +286,8 @@ impl PlainConn {
             // Header values share the head's bytes: names are read now, values are cut from
             // the frozen head below by their offsets.
             let base = self.buf.as_ptr() as usize;
-            let mut names = Vec::with_capacity(parsed.headers.len());
+            // Inline for the usual handful of headers: no allocation per response.
+            let mut names: smallvec::SmallVec<[(HeaderName, usize, usize); 16]> = smallvec::SmallVec::new();
             for line in parsed.headers.iter() {
                 let name =
                     HeaderName::from_bytes(line.name.as_bytes()).map_err(|_| PlainError::Invalid("bad header name"))?;

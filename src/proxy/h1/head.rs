@@ -9,6 +9,7 @@ use std::mem::MaybeUninit;
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+use smallvec::SmallVec;
 
 use crate::proxy::ClientBody;
 
@@ -31,7 +32,8 @@ struct Layout {
     method: Method,
     len: usize,
     path: (usize, usize),
-    headers: Vec<(HeaderName, usize, usize)>,
+    /// Inline for the usual handful of headers: no allocation per request.
+    headers: SmallVec<[(HeaderName, usize, usize); 16]>,
 }
 
 /// Parses the head at the front of `buf`. Heads longer than `max_bytes` or with more than
@@ -86,7 +88,7 @@ fn layout(buf: &[u8], max_headers: usize) -> Result<Option<Layout>, Declined> {
         let start = s.as_ptr() as usize - base;
         (start, start + s.len())
     };
-    let mut headers = Vec::with_capacity(parsed.headers.len());
+    let mut headers = SmallVec::new();
     for line in parsed.headers.iter() {
         let name = HeaderName::from_bytes(line.name.as_bytes()).map_err(|_| Declined)?;
         if name == CONTENT_LENGTH
