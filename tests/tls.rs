@@ -181,6 +181,39 @@ async fn alpn_picks_http2_or_http11() {
     lintel.shutdown();
 }
 
+/// Over TLS, Lintel's own HTTP/1.1 server takes the pipelined `GET`s and hands the
+/// connection, with the decrypted bytes it has read, to hyper at the first request with a
+/// body; hyper answers that one and the rest, in order.
+#[tokio::test]
+async fn a_tls_connection_is_handed_to_hyper_mid_way_with_what_was_read() {
+    let ca = TestCa::new();
+    let a = ca.leaf(&["a.test"]);
+    let dir = manifests(&[
+        ("a.yaml", ingress_yaml("a", &["a.test"], Some((&["a.test"], "a-tls")), &[])),
+        ("s.yaml", secret_yaml("a-tls", &a.chain_pem, &a.key_pem)),
+    ])
+    .await;
+    let lintel = start(dir.path(), |_| {}).await;
+    let mut tls = handshake(lintel.https_addr, ca.client(&[H1_ALPN]), "a.test").await.unwrap();
+    let script = [
+        "GET /one HTTP/1.1\r\nHost: a.test\r\n\r\n",
+        "HEAD /two HTTP/1.1\r\nHost: a.test\r\n\r\n",
+        "POST /three HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhello",
+        "GET /four HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    ]
+    .concat();
+    tls.write_all(script.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(answer.matches("HTTP/1.1 200 OK\r\n").count(), 4, "{answer}");
+    let bodies: Vec<usize> =
+        ["path=/one", "path=/three", "path=/four"].iter().map(|b| answer.find(b).unwrap()).collect();
+    assert!(bodies.windows(2).all(|w| w[0] < w[1]), "answered in order: {answer}");
+    assert!(!answer.contains("path=/two"), "no body for HEAD: {answer}");
+    lintel.shutdown();
+}
+
 #[tokio::test]
 async fn plain_http_redirects_by_the_rules() {
     let ca = TestCa::new();
