@@ -429,6 +429,44 @@ async fn websocket_echo_through_the_proxy() {
     ws.close(None).await.unwrap();
 }
 
+/// A WebSocket upgrade after a plain `GET` on the same connection: the own HTTP/1.1 server
+/// answers the `GET`, then hands the connection to hyper for the upgrade.
+#[tokio::test]
+async fn websocket_upgrade_after_a_get_on_the_same_connection() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let b = Backend::start("ws").await;
+    let site = Site::start(&[service("ws", &ready(&[b.addr])), ingress("ws", "ws.example.com", "ws", &[])]).await;
+    let mut stream = tokio::net::TcpStream::connect(site.addr()).await.unwrap();
+    stream.write_all(b"GET /before HTTP/1.1\r\nHost: ws.example.com\r\n\r\n").await.unwrap();
+    // Read exactly that answer (nothing else is sent until the next request).
+    let mut reader = tokio::io::BufReader::new(&mut stream);
+    let mut length = 0;
+    let mut status = String::new();
+    reader.read_line(&mut status).await.unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await.unwrap();
+    assert!(reader.buffer().is_empty());
+    drop(reader);
+    let (mut ws, response) = tokio_tungstenite::client_async("ws://ws.example.com/ws", stream).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::text("after a get")).await.unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(echoed, Message::text("after a get"));
+    ws.close(None).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_quiet_websocket_is_closed_after_the_idle_timeout() {
     let b = Backend::start("ws").await;
