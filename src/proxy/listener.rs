@@ -20,7 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::client_addr::{self, ClientAddressSettings};
-use super::{ClientSide, ConnInfo, Proxy, TlsInfo, h1};
+use super::{ClientSide, ConnInfo, Prefixed, Proxy, TlsInfo, h1};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerSettings {
@@ -208,7 +208,7 @@ where
             h1::Outcome::HandOver(stream) => stream,
         }
     } else {
-        h1::Prefixed::new(stream, bytes::BytesMut::new())
+        Prefixed::new(stream, bytes::Bytes::new())
     };
     let proxy = proxy.clone();
     let service = service_fn(move |req: Request<Incoming>| {

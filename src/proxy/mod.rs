@@ -12,6 +12,7 @@ pub mod h1;
 pub mod listener;
 pub mod normalize;
 pub mod observe;
+mod prefixed;
 mod redirect;
 mod request;
 pub mod request_id;
@@ -27,6 +28,7 @@ pub use conn::{ConnInfo, TlsInfo};
 pub use error::ProxyError;
 pub use forward::ClientSide;
 pub use observe::{Observe, ObservedBody};
+pub use prefixed::Prefixed;
 
 use crate::live::SharedLive;
 use crate::metrics::{MethodClass, Metrics};

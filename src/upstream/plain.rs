@@ -8,9 +8,7 @@
 //! body is read from the socket by whoever polls it. Everything else (bodies, upgrades) still
 //! goes through hyper.
 
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -19,13 +17,14 @@ use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri, Version};
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::connector::Target;
 use super::endpoint::InFlight;
 use super::error::{ConnectError, UpstreamError};
 use super::policy::UpstreamPolicy;
 use super::{Group, UpstreamBody};
+use crate::kept_timer::KeptTimer;
 use crate::metrics::{OpenConnection, PoolMetrics};
 
 use super::plain_body::Framing;
@@ -136,9 +135,8 @@ pub struct PlainConn {
     pub(super) buf: BytesMut,
     /// The request head is written from here; kept for the next request.
     out: Vec<u8>,
-    /// The response deadline's timer, kept armed from one exchange to the next (see
-    /// [`expired`]).
-    timer: Option<Pin<Box<Sleep>>>,
+    /// The response deadline's timer, kept armed from one exchange to the next.
+    timer: KeptTimer,
     _open: OpenConnection,
 }
 
@@ -166,7 +164,7 @@ impl PlainConn {
             io,
             buf: BytesMut::with_capacity(READ_CHUNK),
             out: Vec::with_capacity(512),
-            timer: None,
+            timer: KeptTimer::default(),
             _open: pool.opened(),
         })
     }
@@ -203,7 +201,7 @@ impl PlainConn {
             let wrote = std::future::poll_fn(|cx| {
                 match std::pin::Pin::new(&mut self.io).poll_write(cx, &self.out[written..]) {
                     Poll::Ready(wrote) => Poll::Ready(Some(wrote)),
-                    Poll::Pending if expired(&mut self.timer, cx, deadline) => Poll::Ready(None),
+                    Poll::Pending if self.timer.passed(cx, deadline) => Poll::Ready(None),
                     Poll::Pending => Poll::Pending,
                 }
             })
@@ -235,7 +233,7 @@ impl PlainConn {
             }
             let read = std::future::poll_fn(|cx| match self.poll_read(cx) {
                 Poll::Ready(read) => Poll::Ready(Some(read)),
-                Poll::Pending if expired(&mut self.timer, cx, deadline) => Poll::Ready(None),
+                Poll::Pending if self.timer.passed(cx, deadline) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             })
             .await
@@ -305,26 +303,6 @@ impl PlainConn {
             return Ok(Some(Head { status, version, headers }));
         }
     }
-}
-
-/// Whether `deadline` has passed, with the waker registered otherwise. The timer is made
-/// once per connection and moved only when it fires before the deadline at hand (deadlines
-/// of later exchanges lie later) or must fire sooner (a route with a shorter timeout):
-/// arming and disarming a timer for every exchange cost more than the rest of the wait.
-/// Left armed while the connection idles in the pool, it may wake the last task that used
-/// it once, for nothing.
-fn expired(timer: &mut Option<Pin<Box<Sleep>>>, cx: &mut Context<'_>, deadline: Instant) -> bool {
-    let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-    if timer.deadline() > deadline {
-        timer.as_mut().reset(deadline);
-    }
-    while timer.as_mut().poll(cx).is_ready() {
-        if Instant::now() >= deadline {
-            return true;
-        }
-        timer.as_mut().reset(deadline);
-    }
-    false
 }
 
 /// A final response head.

@@ -13,7 +13,6 @@
 
 mod encode;
 mod head;
-mod prefixed;
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
@@ -24,14 +23,14 @@ use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use http_body::{Body, Frame};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use super::{ClientBody, ClientSide, ConnInfo, ObservedBody, Proxy};
+use super::{ClientBody, ClientSide, ConnInfo, ObservedBody, Prefixed, Proxy};
+use crate::kept_timer::KeptTimer;
 use crate::upstream::BodyError;
 use encode::Framing;
 use head::Parsed;
-pub use prefixed::Prefixed;
 
 /// Reads ask for at least this much room.
 const READ_SIZE: usize = 8192;
@@ -80,7 +79,7 @@ where
 {
     let mut buf = BytesMut::with_capacity(READ_SIZE);
     let mut out = Vec::with_capacity(READ_SIZE);
-    let mut timer = None;
+    let mut timer = KeptTimer::default();
     let mut shutdown = pin!(conn.shutdown.cancelled());
     loop {
         if conn.shutdown.is_cancelled() {
@@ -88,7 +87,7 @@ where
         }
         let req = match read_head(&mut io, &mut buf, &conn, &mut timer, shutdown.as_mut()).await {
             Next::Request(req) => req,
-            Next::Decline => return Outcome::HandOver(Prefixed::new(io, buf)),
+            Next::Decline => return Outcome::HandOver(Prefixed::new(io, buf.freeze())),
             Next::Close => break,
         };
         let method = req.method().clone();
@@ -120,7 +119,7 @@ async fn read_head<S: AsyncRead + Unpin>(
     io: &mut S,
     buf: &mut BytesMut,
     conn: &Conn<'_>,
-    timer: &mut Option<Pin<Box<Sleep>>>,
+    timer: &mut KeptTimer,
     mut shutdown: Pin<&mut WaitForCancellationFuture<'_>>,
 ) -> Next {
     let deadline = Instant::now() + conn.header_timeout;
@@ -141,16 +140,7 @@ async fn read_head<S: AsyncRead + Unpin>(
             if buf.is_empty() && shutdown.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(false);
             }
-            // One timer per connection, moved only when it fires early: resetting it for
-            // every request would cost more than the rest of the wait.
-            let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-            while timer.as_mut().poll(cx).is_ready() {
-                if Instant::now() >= deadline {
-                    return Poll::Ready(false);
-                }
-                timer.as_mut().reset(deadline);
-            }
-            Poll::Pending
+            if timer.passed(cx, deadline) { Poll::Ready(false) } else { Poll::Pending }
         })
         .await;
         if !read {

@@ -1,21 +1,22 @@
-//! A connection handed from Lintel's own HTTP/1.1 server to hyper: the bytes already read
-//! come first, then the socket.
+//! A connection whose first bytes were already read by someone else, replayed before the
+//! socket: the bytes past a PROXY protocol header, and a connection Lintel's own HTTP/1.1
+//! server hands to hyper.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 #[derive(Debug)]
 pub struct Prefixed<S> {
-    prefix: BytesMut,
+    prefix: Bytes,
     io: S,
 }
 
 impl<S> Prefixed<S> {
-    pub fn new(io: S, prefix: BytesMut) -> Self {
+    pub fn new(io: S, prefix: Bytes) -> Self {
         Self { prefix, io }
     }
 }
@@ -70,7 +71,7 @@ mod tests {
         let (mut near, far) = tokio::io::duplex(64);
         near.write_all(b" world").await.unwrap();
         drop(near);
-        let mut prefixed = Prefixed::new(far, BytesMut::from("hello"));
+        let mut prefixed = Prefixed::new(far, Bytes::from("hello"));
         let mut text = String::new();
         prefixed.read_to_string(&mut text).await.unwrap();
         assert_eq!(text, "hello world");
