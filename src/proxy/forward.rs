@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Uri, Version};
 
-use super::body::RequestBody;
 use super::client_addr::Origin;
 use crate::upstream::AddedHeaders;
 
@@ -34,21 +33,20 @@ pub struct ClientSide {
 /// Turns the client's request into the upstream's, with an origin-form URI (the endpoint is
 /// chosen later, per attempt). `host` is the client's `Host` (or `:authority`) exactly as
 /// sent; `path`, when set, replaces the path (normalised).
-pub fn upstream_request(
-    req: Request<RequestBody>,
+pub fn upstream_request<B>(
+    req: &mut Request<B>,
     path: Option<&str>,
     client: ClientSide,
     host: &HeaderValue,
-) -> Result<(Request<RequestBody>, AddedHeaders), http::Error> {
-    let (mut parts, body) = req.into_parts();
-    let path = match (path, parts.uri.query()) {
+) -> Result<AddedHeaders, http::Error> {
+    let path = match (path, req.uri().query()) {
         (Some(p), Some(q)) => http::uri::PathAndQuery::try_from(format!("{p}?{q}"))?,
         (Some(p), None) => http::uri::PathAndQuery::try_from(p)?,
-        (None, _) => parts.uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+        (None, _) => req.uri().path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
     };
-    parts.uri = Uri::from(path);
-    parts.version = Version::HTTP_11;
-    let headers = &mut parts.headers;
+    *req.uri_mut() = Uri::from(path);
+    *req.version_mut() = Version::HTTP_11;
+    let headers = req.headers_mut();
     let present = Present::scan(headers);
     let upgrade =
         if present.has(CONNECTION_BIT) && present.has(UPGRADE_BIT) { upgrade_protocol(headers) } else { None };
@@ -62,8 +60,7 @@ pub fn upstream_request(
         // HTTP/2 clients send `:authority` only; HTTP/1.1 upstreams need it as `Host`.
         headers.insert(header::HOST, host.clone());
     }
-    let added = set_forwarded(headers, present, client, host);
-    Ok((Request::from_parts(parts, body), added))
+    Ok(set_forwarded(headers, present, client, host))
 }
 
 /// Strips hop-by-hop headers from the upstream's response; everything else passes untouched.

@@ -167,15 +167,22 @@ impl Proxy {
             std::borrow::Cow::Borrowed(_) => None,
             std::borrow::Cow::Owned(p) => Some(p),
         };
-        let counter = matched.bytes_in.clone();
-        let req = req.map(|body| RequestBody::new(body, policy.max_body_size).counting(counter));
-        let (mut upstream_req, added) =
-            forward::upstream_request(req, path.as_deref(), client, &host).map_err(|_| ProxyError::BadHost)?;
-        if upstream::is_upgrade(upstream_req.headers()) {
-            upstream_req.extensions_mut().insert(self.tunnels.clone());
-        }
+        let mut req = req;
+        let added =
+            forward::upstream_request(&mut req, path.as_deref(), client, &host).map_err(|_| ProxyError::BadHost)?;
+        let has_body = req.body().as_ref().is_some_and(|body| !http_body::Body::is_end_stream(body));
         let sent = Instant::now();
-        let response = upstream::send(&group, &policy.upstream, upstream_req, added).await?;
+        let response = if upstream::goes_plain(req.method(), has_body, req.headers()) {
+            upstream::send_plain(&group, &policy.upstream, &req, &added).await?
+        } else {
+            let counter = matched.bytes_in.clone();
+            let mut req = req.map(|body| RequestBody::new(body, policy.max_body_size).counting(counter));
+            if upstream::is_upgrade(req.headers()) {
+                req.extensions_mut().insert(self.tunnels.clone());
+            }
+            // Boxed: this future is large, and the common case should not carry its size.
+            Box::pin(upstream::send(&group, &policy.upstream, req, added)).await?
+        };
         let took = sent.elapsed();
         matched.upstream = response.body().endpoint().cloned();
         matched.upstream_time = Some(took);

@@ -38,7 +38,7 @@ pub use body::UpstreamBody;
 pub use endpoint::Endpoint;
 pub use error::{BodyError, UpstreamError};
 pub use plain::PlainError;
-pub use send::send;
+pub use send::{goes_plain, send, send_plain};
 pub use upgrade::is_upgrade;
 
 use balance::BackendState;

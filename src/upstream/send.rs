@@ -8,8 +8,9 @@
 //!
 //! Requests go out in origin-form with the client's `Host`; the head is copied only for an
 //! attempt that may be retried after it was sent (on a pooled connection), otherwise moved.
-//! Bodiless `GET` and `HEAD` requests take the plain exchange instead (`upstream::plain`,
-//! same retry rules), which needs no copy: it writes the head from the headers as they are.
+//! Bodiless `GET` and `HEAD` requests take the plain exchange instead ([`send_plain`], in
+//! `upstream::plain`, same retry rules), which needs no copy: it writes the head from the
+//! headers as they are.
 
 use std::sync::Arc;
 
@@ -39,8 +40,35 @@ const UNSENT_MAX: u32 = 4;
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
+/// Whether a request goes to [`send_plain`] rather than [`send`]: `GET` or `HEAD`, no body,
+/// no upgrade.
+pub fn goes_plain(method: &Method, has_body: bool, headers: &HeaderMap) -> bool {
+    plain::suits(method, has_body, upgrade::is_upgrade(headers))
+}
+
+/// Sends a request that [`goes_plain`] (origin-form URI, `Host` set, headers already
+/// rewritten) with `added` after its headers to an endpoint of `group`, as a plain exchange.
+///
+/// Apart from [`send`] because of size: every `.await` up the chain moves the futures it
+/// holds, and `send`'s is about three times this one's (hyper's client, the retry state,
+/// the head kept for a retry). Callers await this one in place and box the other.
+pub fn send_plain<'a, B>(
+    group: &'a Group,
+    policy: &'a UpstreamPolicy,
+    req: &'a Request<B>,
+    added: &'a AddedHeaders,
+) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + 'a {
+    let settings = group.settings();
+    let response_timeout = policy.response_timeout.unwrap_or(settings.response_timeout);
+    let idle = policy.idle_timeout.unwrap_or(settings.idle_timeout);
+    let deadline = Instant::now() + response_timeout;
+    let head = PlainRequest { method: req.method(), uri: req.uri(), headers: req.headers(), added };
+    plain::send(group, policy, head, deadline, idle)
+}
+
 /// Sends `req` (origin-form URI, `Host` set, headers already rewritten) with `added` after
-/// its headers to an endpoint of `group`.
+/// its headers to an endpoint of `group`, through hyper's client: requests with a body,
+/// upgrades, methods other than `GET` and `HEAD`.
 pub async fn send(
     group: &Group,
     policy: &UpstreamPolicy,
@@ -51,12 +79,6 @@ pub async fn send(
     let response_timeout = policy.response_timeout.unwrap_or(settings.response_timeout);
     let idle = policy.idle_timeout.unwrap_or(settings.idle_timeout);
     let is_upgrade = upgrade::is_upgrade(req.headers());
-    if plain::suits(req.method(), !req.body().is_end_stream(), is_upgrade) {
-        let deadline = Instant::now() + response_timeout;
-        let (parts, _) = req.into_parts();
-        let head = PlainRequest { method: &parts.method, uri: &parts.uri, headers: &parts.headers, added: &added };
-        return plain::send(group, policy, head, deadline, idle).await;
-    }
     let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     added.insert_into(&mut parts.headers);
