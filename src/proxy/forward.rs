@@ -38,7 +38,8 @@ pub fn upstream_request<B>(
     path: Option<&str>,
     client: ClientSide,
     host: &HeaderValue,
-) -> Result<AddedHeaders, http::Error> {
+    added: &mut AddedHeaders,
+) -> Result<(), http::Error> {
     let path = match (path, req.uri().query()) {
         (Some(p), Some(q)) => http::uri::PathAndQuery::try_from(format!("{p}?{q}"))?,
         (Some(p), None) => http::uri::PathAndQuery::try_from(p)?,
@@ -60,7 +61,8 @@ pub fn upstream_request<B>(
         // HTTP/2 clients send `:authority` only; HTTP/1.1 upstreams need it as `Host`.
         headers.insert(header::HOST, host.clone());
     }
-    Ok(set_forwarded(headers, present, client, host))
+    set_forwarded(headers, present, client, host, added);
+    Ok(())
 }
 
 /// Strips hop-by-hop headers from the upstream's response; everything else passes untouched.
@@ -83,9 +85,15 @@ pub fn client_response<B>(mut response: Response<B>) -> Response<B> {
 }
 
 /// Takes the client's own copies of the headers the proxy sets out of `headers` (they are never
-/// trusted) and returns the proxy's: earlier `X-Forwarded-For` hops are kept, joined, with the
+/// trusted) and puts the proxy's into `added`: earlier `X-Forwarded-For` hops are kept, joined, with the
 /// client address after them.
-fn set_forwarded(headers: &mut HeaderMap, present: Present, client: ClientSide, host: &HeaderValue) -> AddedHeaders {
+fn set_forwarded(
+    headers: &mut HeaderMap,
+    present: Present,
+    client: ClientSide,
+    host: &HeaderValue,
+    added: &mut AddedHeaders,
+) {
     // An address always makes a valid header value; one value serves both headers below.
     let address = address_value(client.address);
     // Earlier hops are kept for the record (joined, as several headers mean one list).
@@ -123,7 +131,6 @@ fn set_forwarded(headers: &mut HeaderMap, present: Present, client: ClientSide, 
             headers.remove(name);
         }
     }
-    let mut added = AddedHeaders::default();
     if let Some(v) = forwarded_for {
         added.push(X_FORWARDED_FOR, v);
     }
@@ -133,7 +140,6 @@ fn set_forwarded(headers: &mut HeaderMap, present: Present, client: ClientSide, 
     added.push(X_FORWARDED_PROTO, HeaderValue::from_static(client.scheme));
     added.push(X_FORWARDED_HOST, host.clone());
     added.push(X_FORWARDED_PORT, forwarded_port(host, client.scheme));
-    added
 }
 
 /// An address as a header value. IPv4 is written by hand: `Display` goes through the
@@ -350,7 +356,8 @@ mod tests {
         let host = HeaderValue::from_static("a.example.com:8080");
         let mut h = HeaderMap::new();
         let present = Present::scan(&h);
-        let added = set_forwarded(&mut h, present, client, &host);
+        let mut added = AddedHeaders::default();
+        set_forwarded(&mut h, present, client, &host, &mut added);
         assert_eq!(added.get(&X_FORWARDED_FOR).unwrap(), "192.0.2.7");
         assert_eq!(added.get(&X_REAL_IP).unwrap(), "192.0.2.7");
         assert_eq!(added.get(&X_FORWARDED_PROTO).unwrap(), "http");
@@ -367,7 +374,8 @@ mod tests {
         h.insert(X_FORWARDED_PORT, HeaderValue::from_static("1"));
         h.insert("x-kept", HeaderValue::from_static("1"));
         let present = Present::scan(&h);
-        let added = set_forwarded(&mut h, present, client, &host);
+        let mut added = AddedHeaders::default();
+        set_forwarded(&mut h, present, client, &host, &mut added);
         assert_eq!(added.get(&X_FORWARDED_FOR).unwrap(), "10.0.0.1, 10.0.0.2, 192.0.2.7");
         assert_eq!(added.get(&X_REAL_IP).unwrap(), "192.0.2.7");
         assert_eq!(h.keys().collect::<Vec<_>>(), ["x-kept"], "every client-sent copy is dropped");

@@ -168,8 +168,9 @@ impl Proxy {
             std::borrow::Cow::Owned(p) => Some(p),
         };
         let mut req = req;
-        let added =
-            forward::upstream_request(&mut req, path.as_deref(), client, &host).map_err(|_| ProxyError::BadHost)?;
+        let mut added = upstream::AddedHeaders::default();
+        forward::upstream_request(&mut req, path.as_deref(), client, &host, &mut added)
+            .map_err(|_| ProxyError::BadHost)?;
         let has_body = req.body().as_ref().is_some_and(|body| !http_body::Body::is_end_stream(body));
         let sent = Instant::now();
         let response = if upstream::goes_plain(req.method(), has_body, req.headers()) {

@@ -28,6 +28,7 @@ pub(super) enum Parsed {
 }
 
 /// Where a head's parts sit in the buffer, read before the buffer is cut.
+#[derive(Default)]
 struct Layout {
     method: Method,
     len: usize,
@@ -42,14 +43,17 @@ pub(super) fn parse(buf: &mut BytesMut, max_headers: usize, max_bytes: usize) ->
     if buf.is_empty() {
         return Parsed::Partial;
     }
-    let layout = match layout(buf, max_headers.min(MAX_HEADERS)) {
-        Ok(Some(layout)) if layout.len <= max_bytes => layout,
-        Ok(Some(_)) => return Parsed::Decline,
-        Ok(None) => return Parsed::Partial,
+    // Filled in place and drained, never moved: with its inline header list it is most of a
+    // kilobyte, and each move of it was a copy.
+    let mut layout = Layout::default();
+    match fill(&mut layout, buf, max_headers.min(MAX_HEADERS)) {
+        Ok(true) if layout.len <= max_bytes => {}
+        Ok(true) => return Parsed::Decline,
+        Ok(false) => return Parsed::Partial,
         Err(Declined) => return Parsed::Decline,
-    };
+    }
     let head = buf.split_to(layout.len).freeze();
-    match build(&head, layout) {
+    match build(&head, &mut layout) {
         Some(req) => Parsed::Request(req),
         None => {
             // Rare (a target `Uri` refuses): put the head back for hyper.
@@ -64,17 +68,18 @@ pub(super) fn parse(buf: &mut BytesMut, max_headers: usize, max_bytes: usize) ->
 
 struct Declined;
 
-fn layout(buf: &[u8], max_headers: usize) -> Result<Option<Layout>, Declined> {
+/// Reads the head at the front of `buf` into `layout`: `Ok(false)` when it is not whole yet.
+fn fill(layout: &mut Layout, buf: &[u8], max_headers: usize) -> Result<bool, Declined> {
     // Uninitialised: filling the slots on every request would cost more than the parse.
     let mut lines = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
     let config = httparse::ParserConfig::default();
     let len = match config.parse_request_with_uninit_headers(&mut parsed, buf, &mut lines[..max_headers]) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
+        Ok(httparse::Status::Partial) => return Ok(false),
         Err(_) => return Err(Declined),
     };
-    let method = match parsed.method {
+    layout.method = match parsed.method {
         Some("GET") => Method::GET,
         Some("HEAD") => Method::HEAD,
         _ => return Err(Declined),
@@ -88,7 +93,6 @@ fn layout(buf: &[u8], max_headers: usize) -> Result<Option<Layout>, Declined> {
         let start = s.as_ptr() as usize - base;
         (start, start + s.len())
     };
-    let mut headers = SmallVec::new();
     for line in parsed.headers.iter() {
         let name = HeaderName::from_bytes(line.name.as_bytes()).map_err(|_| Declined)?;
         if name == CONTENT_LENGTH
@@ -100,21 +104,23 @@ fn layout(buf: &[u8], max_headers: usize) -> Result<Option<Layout>, Declined> {
             return Err(Declined);
         }
         let (start, end) = offsets(line.value);
-        headers.push((name, start, end));
+        layout.headers.push((name, start, end));
     }
-    Ok(Some(Layout { method, len, path: offsets(path.as_bytes()), headers }))
+    layout.len = len;
+    layout.path = offsets(path.as_bytes());
+    Ok(true)
 }
 
 /// The request, its target and header values sharing the head's bytes.
-fn build(head: &Bytes, layout: Layout) -> Option<Request<ClientBody>> {
+fn build(head: &Bytes, layout: &mut Layout) -> Option<Request<ClientBody>> {
     let uri = Uri::from_maybe_shared(head.slice(layout.path.0..layout.path.1)).ok()?;
     // Room for the `X-Request-ID` the proxy adds, so the map does not grow for it.
     let mut headers = HeaderMap::with_capacity(layout.headers.len() + 1);
-    for (name, start, end) in layout.headers {
+    for (name, start, end) in layout.headers.drain(..) {
         headers.append(name, HeaderValue::from_maybe_shared(head.slice(start..end)).ok()?);
     }
     let mut req = Request::new(None);
-    *req.method_mut() = layout.method;
+    *req.method_mut() = std::mem::take(&mut layout.method);
     *req.uri_mut() = uri;
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = headers;
