@@ -201,6 +201,33 @@ async fn a_length_beside_a_transfer_coding_is_not_passed_on() {
 }
 
 #[tokio::test]
+async fn the_upstreams_connection_headers_stay_between_proxy_and_upstream() {
+    let s = site(vec![
+        reply("HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\nX-End: 1\r\nContent-Length: 1\r\n\r\na"),
+        reply("HTTP/1.1 200 OK\r\nConnection: keep-alive, x-hop\r\nX-Hop: 1\r\nContent-Length: 1\r\n\r\nb"),
+        reply("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nc"),
+        reply("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nd"),
+    ])
+    .await;
+    let c = client();
+    for expected in ["a", "b", "c", "d"] {
+        let (status, headers, body) = request(&c, &s, Method::GET, "/").await.unwrap();
+        assert_eq!((status, body.as_ref()), (StatusCode::OK, expected.as_bytes()));
+        for hop in ["connection", "x-hop", "keep-alive"] {
+            assert!(!headers.contains_key(hop), "{hop} reached the client with {expected:?}: {headers:?}");
+        }
+        if expected == "a" {
+            assert_eq!(headers["x-end"], "1", "end-to-end headers pass");
+        }
+    }
+    assert_eq!(
+        s.script.accepted.load(Ordering::SeqCst),
+        2,
+        "keep-alive (in any case, beside other options) keeps the connection, close ends it"
+    );
+}
+
+#[tokio::test]
 async fn an_answer_without_length_ends_when_the_upstream_closes() {
     let s = site(vec![
         reply("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end").bytewise().then(After::Close),

@@ -118,7 +118,7 @@ impl Proxy {
 
     async fn forward(
         &self,
-        req: Request<ClientBody>,
+        mut req: Request<ClientBody>,
         client: ClientSide,
         matched: &mut Matched,
     ) -> Result<Response<ProxyBody>, ProxyError> {
@@ -167,7 +167,6 @@ impl Proxy {
             std::borrow::Cow::Borrowed(_) => None,
             std::borrow::Cow::Owned(p) => Some(p),
         };
-        let mut req = req;
         let mut added = upstream::AddedHeaders::default();
         forward::upstream_request(&mut req, path.as_deref(), client, &host, &mut added)
             .map_err(|_| ProxyError::BadHost)?;

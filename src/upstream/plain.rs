@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri, Version};
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
@@ -289,13 +289,21 @@ impl PlainConn {
             for line in parsed.headers.iter() {
                 let name =
                     HeaderName::from_bytes(line.name.as_bytes()).map_err(|_| PlainError::Invalid("bad header name"))?;
+                // Hop-by-hop and no news (most upstreams say it on every answer): left out
+                // here rather than stored, looked up and removed again on the way to the
+                // client. Any other `Connection` stays, for the keep-alive decision and for
+                // the headers it names.
+                if name == CONNECTION && line.value.eq_ignore_ascii_case(b"keep-alive") {
+                    continue;
+                }
                 let start = line.value.as_ptr() as usize - base;
                 names.push((name, start, start + line.value.len()));
             }
             let bytes = self.buf.split_to(len).freeze();
             // Room for the `X-Request-ID` the proxy adds, so the map does not grow for it.
             let mut headers = HeaderMap::with_capacity(names.len() + 1);
-            for (name, start, end) in names {
+            // Drained, not moved into an iterator: the inline list is most of a kilobyte.
+            for (name, start, end) in names.drain(..) {
                 let value = HeaderValue::from_maybe_shared(bytes.slice(start..end))
                     .map_err(|_| PlainError::Invalid("bad header value"))?;
                 headers.append(name, value);
