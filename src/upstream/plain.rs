@@ -287,8 +287,8 @@ impl PlainConn {
             // Inline for the usual handful of headers: no allocation per response.
             let mut names: smallvec::SmallVec<[(HeaderName, usize, usize); 16]> = smallvec::SmallVec::new();
             for line in parsed.headers.iter() {
-                let name =
-                    HeaderName::from_bytes(line.name.as_bytes()).map_err(|_| PlainError::Invalid("bad header name"))?;
+                let name = crate::header_name::parse(line.name.as_bytes())
+                    .map_err(|_| PlainError::Invalid("bad header name"))?;
                 // Hop-by-hop and no news (most upstreams say it on every answer): left out
                 // here rather than stored, looked up and removed again on the way to the
                 // client. Any other `Connection` stays, for the keep-alive decision and for

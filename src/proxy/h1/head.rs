@@ -94,7 +94,7 @@ fn fill(layout: &mut Layout, buf: &[u8], max_headers: usize) -> Result<bool, Dec
         (start, start + s.len())
     };
     for line in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(line.name.as_bytes()).map_err(|_| Declined)?;
+        let name = crate::header_name::parse(line.name.as_bytes()).map_err(|_| Declined)?;
         if name == CONTENT_LENGTH
             || name == TRANSFER_ENCODING
             || name == UPGRADE
