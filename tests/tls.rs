@@ -214,6 +214,54 @@ async fn a_tls_connection_is_handed_to_hyper_mid_way_with_what_was_read() {
     lintel.shutdown();
 }
 
+/// Over TLS, a client that leaves while its answer is pending is noticed (the own server
+/// watches the socket's readiness before asking rustls), and the upstream request is dropped:
+/// for a plain FIN and for a `close_notify` first.
+#[tokio::test]
+async fn a_tls_client_that_goes_away_ends_the_upstream_request() {
+    // An upstream that reads a request, never answers, and reports when the proxy hangs up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = listener.local_addr().unwrap();
+    let (hung_up, mut on_hang_up) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let hung_up = hung_up.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0; 4096];
+                let mut seen = Vec::new();
+                while let Ok(n @ 1..) = conn.read(&mut buf).await {
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                let _ = hung_up.send(String::from_utf8_lossy(&seen).into_owned());
+            });
+        }
+    });
+    let ca = TestCa::new();
+    let a = ca.leaf(&["a.test"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("service.yaml"), service_yaml(silent)).unwrap();
+    std::fs::write(dir.path().join("a.yaml"), ingress_yaml("a", &["a.test"], Some((&["a.test"], "a-tls")), &[]))
+        .unwrap();
+    std::fs::write(dir.path().join("s.yaml"), secret_yaml("a-tls", &a.chain_pem, &a.key_pem)).unwrap();
+    let lintel = start(dir.path(), |_| {}).await;
+    for close_notify in [false, true] {
+        let mut tls = handshake(lintel.https_addr, ca.client(&[H1_ALPN]), "a.test").await.unwrap();
+        tls.write_all(b"GET /wait HTTP/1.1\r\nHost: a.test\r\n\r\n").await.unwrap();
+        // Only once the upstream has the request does the client leave.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if close_notify {
+            tls.shutdown().await.unwrap();
+        }
+        drop(tls);
+        let seen = tokio::time::timeout(Duration::from_secs(5), on_hang_up.recv())
+            .await
+            .unwrap_or_else(|_| panic!("close_notify {close_notify}: the upstream request is not ended"))
+            .unwrap();
+        assert!(seen.starts_with("GET /wait HTTP/1.1\r\n"), "{seen:?}");
+    }
+    lintel.shutdown();
+}
+
 #[tokio::test]
 async fn plain_http_redirects_by_the_rules() {
     let ca = TestCa::new();

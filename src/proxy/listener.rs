@@ -190,7 +190,7 @@ async fn serve_http<S>(
     watcher: Watcher,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + h1::ReadHint + Unpin + Send + 'static,
 {
     let settings = listener.settings;
     let stream = if h1 && settings.own_http1 {

@@ -21,6 +21,17 @@ impl<S> Prefixed<S> {
     }
 }
 
+impl Prefixed<tokio::net::TcpStream> {
+    /// `Ready` when a read may find something: bytes of the prefix, or the socket readable
+    /// (or closed, or failed); otherwise `Pending`, with the waker registered.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.prefix.is_empty() {
+            return Poll::Ready(());
+        }
+        self.io.poll_read_ready(cx).map(|_| ())
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
