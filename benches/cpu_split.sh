@@ -95,19 +95,25 @@ ticks() {
     awk -v c="$switches" '{print $14, $15, $10, c}' "/proc/$1/stat"
 }
 HZ=$(getconf CLK_TCK)
+# TCP segments sent on this network namespace (the proxy's, the load generator's and the
+# upstream's): extra segments (bare ACKs) are kernel work a proxy can cause.
+segments() { awk '/^Tcp:/ {n++; if (n == 2) print $12}' /proc/net/snmp; }
 
 run() { # NAME PID PORT
     local name=$1 pid=$2 port=$3 before after requests
     read -r u0 s0 f0 c0 < <(ticks "$pid")
     read -r up0 us0 _ _ < <(ticks "$UP_PID")
+    local seg0 seg1
+    seg0=$(segments)
     requests=$(taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$WORK/count.lua" -H "Host: $HOST" \
         "$scheme://127.0.0.1:$port/api/v1/items" | awk '/^RESULT/ {print $2}')
     read -r u1 s1 f1 c1 < <(ticks "$pid")
     read -r up1 us1 _ _ < <(ticks "$UP_PID")
-    awk -v n="$name" -v r="$requests" -v s="$SECS" -v hz="$HZ" -v u=$((u1 - u0)) -v k=$((s1 - s0)) \
+    seg1=$(segments)
+    awk -v g=$((seg1 - seg0)) -v n="$name" -v r="$requests" -v s="$SECS" -v hz="$HZ" -v u=$((u1 - u0)) -v k=$((s1 - s0)) \
         -v f=$((f1 - f0)) -v c=$((c1 - c0)) -v up=$((up1 + us1 - up0 - us0)) 'BEGIN {
-        printf "%-7s %8.0f req/s  user %5.1f  kernel %5.1f  total %5.1f µs/request  faults %.3f  switches %.3f /request  (upstream %.1f µs/request)\n",
-            n, r / s, u * 1e6 / hz / r, k * 1e6 / hz / r, (u + k) * 1e6 / hz / r, f / r, c / r, up * 1e6 / hz / r }'
+        printf "%-7s %8.0f req/s  user %5.1f  kernel %5.1f  total %5.1f µs/request  faults %.3f  switches %.3f  segments %.2f /request  (upstream %.1f µs/request)\n",
+            n, r / s, u * 1e6 / hz / r, k * 1e6 / hz / r, (u + k) * 1e6 / hz / r, f / r, c / r, g / r, up * 1e6 / hz / r }'
 }
 
 for pair in "nginx $NG_WORKER $ng_port" "lintel $LT_PID $lt_port"; do

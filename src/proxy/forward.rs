@@ -32,14 +32,15 @@ pub struct ClientSide {
 
 /// Turns the client's request into the upstream's, with an origin-form URI (the endpoint is
 /// chosen later, per attempt). `host` is the client's `Host` (or `:authority`) exactly as
-/// sent; `path`, when set, replaces the path (normalised).
+/// sent; `path`, when set, replaces the path (normalised). Says whether the request asks to
+/// switch protocols (an upgrade it keeps), so the caller need not look again.
 pub fn upstream_request<B>(
     req: &mut Request<B>,
     path: Option<&str>,
     client: ClientSide,
     host: &HeaderValue,
     added: &mut AddedHeaders,
-) -> Result<(), http::Error> {
+) -> Result<bool, http::Error> {
     let path = match (path, req.uri().query()) {
         (Some(p), Some(q)) => http::uri::PathAndQuery::try_from(format!("{p}?{q}"))?,
         (Some(p), None) => http::uri::PathAndQuery::try_from(p)?,
@@ -52,6 +53,7 @@ pub fn upstream_request<B>(
     let upgrade =
         if present.has(CONNECTION_BIT) && present.has(UPGRADE_BIT) { upgrade_protocol(headers) } else { None };
     let present = remove_hop_by_hop(headers, present);
+    let upgrades = upgrade.is_some();
     if let Some(protocol) = upgrade {
         // Upgrade requests (WebSocket) keep the two headers that ask for the switch.
         headers.insert(header::UPGRADE, protocol);
@@ -62,7 +64,7 @@ pub fn upstream_request<B>(
         headers.insert(header::HOST, host.clone());
     }
     set_forwarded(headers, present, client, host, added);
-    Ok(())
+    Ok(upgrades)
 }
 
 /// Strips hop-by-hop headers from the upstream's response; everything else passes untouched.

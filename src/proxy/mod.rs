@@ -168,16 +168,16 @@ impl Proxy {
             std::borrow::Cow::Owned(p) => Some(p),
         };
         let mut added = upstream::AddedHeaders::default();
-        forward::upstream_request(&mut req, path.as_deref(), client, &host, &mut added)
+        let upgrade = forward::upstream_request(&mut req, path.as_deref(), client, &host, &mut added)
             .map_err(|_| ProxyError::BadHost)?;
         let has_body = req.body().as_ref().is_some_and(|body| !http_body::Body::is_end_stream(body));
         let sent = Instant::now();
-        let response = if upstream::goes_plain(req.method(), has_body, req.headers()) {
+        let response = if upstream::goes_plain(req.method(), has_body, upgrade) {
             upstream::send_plain(&group, &policy.upstream, &req, &added).await?
         } else {
             let counter = matched.bytes_in.clone();
             let mut req = req.map(|body| RequestBody::new(body, policy.max_body_size).counting(counter));
-            if upstream::is_upgrade(req.headers()) {
+            if upgrade {
                 req.extensions_mut().insert(self.tunnels.clone());
             }
             // Boxed: this future is large, and the common case should not carry its size.

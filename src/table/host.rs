@@ -46,21 +46,43 @@ pub fn validate_rule_host(host: &str) -> Result<HostKey, HostError> {
 /// lower case, one trailing dot removed. Returns `None` for a value that cannot be a host.
 /// Borrows when nothing needs changing (the common case), so lookups do not allocate.
 pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
-    let host = if raw.starts_with('[') {
+    if raw.starts_with('[') {
         // IPv6 literal: keep the brackets, drop a port after them.
         let end = raw.find(']')?;
         let rest = &raw[end + 1..];
         if !(rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port)) {
             return None;
         }
-        &raw[..=end]
-    } else {
-        match raw.rsplit_once(':') {
-            Some((h, port)) if is_port(port) => h,
-            Some(_) => return None,
-            None => raw,
+        return finish(&raw[..=end]);
+    }
+    // One pass over the bytes (every request does this): the last colon, and whether any
+    // byte cannot be in a host or is upper case. A port after the colon must be digits, so
+    // what the flags saw there cannot change the answer.
+    let (mut colon, mut bad, mut upper) = (None, false, false);
+    for (i, &b) in raw.as_bytes().iter().enumerate() {
+        match b {
+            b':' => colon = Some(i),
+            b'A'..=b'Z' => upper = true,
+            0..=b' ' | b'/' | b'@' | 0x7f..=0xff => bad = true,
+            _ => {}
         }
+    }
+    let host = match colon {
+        Some(i) if is_port(&raw[i + 1..]) => &raw[..i],
+        Some(_) => return None,
+        None => raw,
     };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() || bad {
+        None
+    } else if upper {
+        Some(Cow::Owned(host.to_ascii_lowercase()))
+    } else {
+        Some(Cow::Borrowed(host))
+    }
+}
+
+fn finish(host: &str) -> Option<Cow<'_, str>> {
     let host = host.strip_suffix('.').unwrap_or(host);
     if host.is_empty() || host.bytes().any(|b| b <= b' ' || b == b'/' || b == b'@' || b >= 0x7f) {
         return None;

@@ -100,3 +100,37 @@ proptest! {
         }
     }
 }
+
+/// The rules `normalize_host` follows, written the plain way (its one-pass form must agree).
+fn normalize_host_by_the_rules(raw: &str) -> Option<String> {
+    let host = if raw.starts_with('[') {
+        let end = raw.find(']')?;
+        let rest = &raw[end + 1..];
+        let is_port = |s: &str| !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit());
+        if !(rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port)) {
+            return None;
+        }
+        &raw[..=end]
+    } else {
+        match raw.rsplit_once(':') {
+            Some((h, port)) if !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()) => h,
+            Some(_) => return None,
+            None => raw,
+        }
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() || host.bytes().any(|b| b <= b' ' || b == b'/' || b == b'@' || b >= 0x7f) {
+        return None;
+    }
+    Some(host.to_ascii_lowercase())
+}
+
+proptest! {
+    #[test]
+    fn normalize_host_follows_the_rules(raw in "[a-cA-C0-9.:\\[\\]@/ \u{7f}é]{0,12}") {
+        let got = normalize_host(&raw);
+        let expected = normalize_host_by_the_rules(&raw);
+        prop_assert_eq!(got.as_deref(), expected.as_deref(), "host {:?}", raw);
+        prop_assert_eq!(matches!(got, Some(std::borrow::Cow::Borrowed(_))), raw == raw.to_ascii_lowercase() && got.is_some());
+    }
+}

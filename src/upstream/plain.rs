@@ -80,9 +80,14 @@ pub async fn send(
         match conn.exchange(req, deadline).await {
             // The exchange, and with it its connection, is dropped.
             Err(PlainError::TimedOut) => return Err(UpstreamError::ResponseTimeout),
-            Ok(response) => {
-                super::send::observe(&endpoint, &response);
-                let keep = super::send::keeps_alive(&response);
+            Ok((response, seen)) => {
+                super::send::observe_status(&endpoint, response.status());
+                if seen.keep_alive {
+                    super::send::observe_keep_alive(&endpoint, response.headers());
+                }
+                // HTTP/1.1 and no `Connection: close` (a 101 was refused with the head).
+                let keep = response.version() == Version::HTTP_11
+                    && !(seen.connection && super::send::says_close(response.headers()));
                 return Ok(response.map(|body| UpstreamBody::plain(body, idle, in_flight, keep)));
             }
             Err(PlainError::ClosedEarly(_)) if pooled && !retried_stale => {
@@ -193,7 +198,7 @@ impl PlainConn {
         mut self,
         req: PlainRequest<'_>,
         deadline: Instant,
-    ) -> Result<Response<PlainBody>, PlainError> {
+    ) -> Result<(Response<PlainBody>, Seen), PlainError> {
         self.out.clear();
         write_head(&mut self.out, &req);
         let mut written = 0;
@@ -217,7 +222,7 @@ impl PlainConn {
         loop {
             if let Some(mut head) = self.parse_head()? {
                 let framing = framing(req.method, &head)?;
-                if head.headers.contains_key(TRANSFER_ENCODING) && !matches!(framing, Framing::Length(_)) {
+                if head.seen.transfer_encoding && !matches!(framing, Framing::Length(_)) {
                     // The length a transfer coding overrides must not reach the client: hyper
                     // would frame the answer by it, and the client read past or short of it.
                     head.headers.remove(CONTENT_LENGTH);
@@ -226,7 +231,7 @@ impl PlainConn {
                 *response.status_mut() = head.status;
                 *response.version_mut() = head.version;
                 *response.headers_mut() = head.headers;
-                return Ok(response);
+                return Ok((response, head.seen));
             }
             if self.buf.len() >= MAX_HEAD {
                 return Err(PlainError::Invalid("response head too large"));
@@ -286,6 +291,7 @@ impl PlainConn {
             let base = self.buf.as_ptr() as usize;
             // Inline for the usual handful of headers: no allocation per response.
             let mut names: smallvec::SmallVec<[(HeaderName, usize, usize); 16]> = smallvec::SmallVec::new();
+            let mut seen = Seen::default();
             for line in parsed.headers.iter() {
                 let name = crate::header_name::parse(line.name.as_bytes())
                     .map_err(|_| PlainError::Invalid("bad header name"))?;
@@ -296,6 +302,7 @@ impl PlainConn {
                 if name == CONNECTION && line.value.eq_ignore_ascii_case(b"keep-alive") {
                     continue;
                 }
+                seen.note(&name);
                 let start = line.value.as_ptr() as usize - base;
                 names.push((name, start, start + line.value.len()));
             }
@@ -308,7 +315,7 @@ impl PlainConn {
                     .map_err(|_| PlainError::Invalid("bad header value"))?;
                 headers.append(name, value);
             }
-            return Ok(Some(Head { status, version, headers }));
+            return Ok(Some(Head { status, version, headers, seen }));
         }
     }
 }
@@ -319,6 +326,31 @@ struct Head {
     status: StatusCode,
     version: Version,
     headers: HeaderMap,
+    seen: Seen,
+}
+
+/// Which of the headers that decide framing and reuse a head carries, noted as its names
+/// are read: a head without them (most) costs no lookups for them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Seen {
+    transfer_encoding: bool,
+    content_length: bool,
+    connection: bool,
+    keep_alive: bool,
+}
+
+impl Seen {
+    fn note(&mut self, name: &HeaderName) {
+        if *name == TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+        } else if *name == CONTENT_LENGTH {
+            self.content_length = true;
+        } else if *name == CONNECTION {
+            self.connection = true;
+        } else if *name == super::send::KEEP_ALIVE {
+            self.keep_alive = true;
+        }
+    }
 }
 
 /// `METHOD target HTTP/1.1`, the headers as they are, and the blank line.
@@ -343,17 +375,22 @@ fn framing(method: &Method, head: &Head) -> Result<Framing, PlainError> {
         return Ok(Framing::Length(0));
     }
     let headers = &head.headers;
-    if let Some(last) = headers.get_all(TRANSFER_ENCODING).iter().next_back() {
+    if head.seen.transfer_encoding
+        && let Some(last) = headers.get_all(TRANSFER_ENCODING).iter().next_back()
+    {
         let chunked = last
             .as_bytes()
             .rsplit(|&b| b == b',')
             .next()
             .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         // A length beside a transfer coding is ignored (and the connection not kept).
-        let keep = chunked && !headers.contains_key(CONTENT_LENGTH);
+        let keep = chunked && !head.seen.content_length;
         return Ok(if chunked { Framing::chunked(keep) } else { Framing::UntilClose });
     }
     let mut length = None;
+    if !head.seen.content_length {
+        return Ok(Framing::UntilClose);
+    }
     for value in headers.get_all(CONTENT_LENGTH) {
         for part in value.as_bytes().split(|&b| b == b',') {
             let n = parse_length(part.trim_ascii()).ok_or(PlainError::Invalid("bad Content-Length"))?;
@@ -379,10 +416,13 @@ mod tests {
 
     fn head(status: u16, headers: &[(&'static str, &'static str)]) -> Head {
         let mut map = HeaderMap::new();
+        let mut seen = Seen::default();
         for (name, value) in headers {
-            map.append(*name, HeaderValue::from_static(value));
+            let name = HeaderName::from_static(name);
+            seen.note(&name);
+            map.append(name, HeaderValue::from_static(value));
         }
-        Head { status: StatusCode::from_u16(status).unwrap(), version: Version::HTTP_11, headers: map }
+        Head { status: StatusCode::from_u16(status).unwrap(), version: Version::HTTP_11, headers: map, seen }
     }
 
     #[test]

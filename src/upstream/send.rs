@@ -38,12 +38,12 @@ const BODY_RETURN: Duration = Duration::from_secs(1);
 /// request goes to a new connection instead.
 const UNSENT_MAX: u32 = 4;
 
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+pub(super) const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 /// Whether a request goes to [`send_plain`] rather than [`send`]: `GET` or `HEAD`, no body,
 /// no upgrade.
-pub fn goes_plain(method: &Method, has_body: bool, headers: &HeaderMap) -> bool {
-    plain::suits(method, has_body, upgrade::is_upgrade(headers))
+pub fn goes_plain(method: &Method, has_body: bool, upgrade: bool) -> bool {
+    plain::suits(method, has_body, upgrade)
 }
 
 /// Sends a request that [`goes_plain`] (origin-form URI, `Host` set, headers already
@@ -248,22 +248,37 @@ impl Head {
 pub(super) fn keeps_alive<B>(response: &Response<B>) -> bool {
     response.version() == Version::HTTP_11
         && response.status() != StatusCode::SWITCHING_PROTOCOLS
-        && !response.headers().get_all(header::CONNECTION).iter().any(|v| {
-            let v = v.as_bytes();
-            // `keep-alive` alone (nginx says it on every answer) needs no splitting.
-            !v.eq_ignore_ascii_case(b"keep-alive")
-                && v.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-        })
+        && !says_close(response.headers())
+}
+
+/// `Connection: close`, alone or among other options.
+pub(super) fn says_close(headers: &http::HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        let v = v.as_bytes();
+        // `keep-alive` alone (nginx says it on every answer) needs no splitting.
+        !v.eq_ignore_ascii_case(b"keep-alive")
+            && v.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
 }
 
 /// Passive health and the upstream's keep-alive, from a response header.
 pub(super) fn observe<B>(endpoint: &Endpoint, response: &Response<B>) {
-    if response.status().is_server_error() {
+    observe_status(endpoint, response.status());
+    observe_keep_alive(endpoint, response.headers());
+}
+
+/// Passive health: a 5xx counts as a failure, anything else as a success.
+pub(super) fn observe_status(endpoint: &Endpoint, status: StatusCode) {
+    if status.is_server_error() {
         endpoint.record_failure();
     } else {
         endpoint.record_success();
     }
-    if let Some(seconds) = response.headers().get(KEEP_ALIVE).and_then(keepalive_timeout) {
+}
+
+/// The keep-alive timeout an upstream announces, so idle connections are dropped before it.
+pub(super) fn observe_keep_alive(endpoint: &Endpoint, headers: &http::HeaderMap) {
+    if let Some(seconds) = headers.get(KEEP_ALIVE).and_then(keepalive_timeout) {
         endpoint.announce_keepalive(seconds);
     }
 }

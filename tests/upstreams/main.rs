@@ -340,6 +340,23 @@ async fn pooled_connections_expire_before_the_announced_keepalive() {
 }
 
 #[tokio::test]
+async fn plain_get_connections_expire_before_the_announced_keepalive() {
+    // As above over the plain exchange (bodiless GET), which notes the header as it parses.
+    let upstream = RawServer::start(KeepAlive::Announce { seconds: 1 }).await;
+    let site =
+        Site::start(&[service("k", &[(upstream.addr, Cond::Ready)]), ingress("k", "k.example.com", "k", &[])]).await;
+    let c = client();
+    assert_eq!(get(&c, site.addr(), "k.example.com", "/").await.0, StatusCode::OK);
+    assert_eq!(get(&c, site.addr(), "k.example.com", "/").await.0, StatusCode::OK);
+    let base = upstream.connections.load(Ordering::Relaxed);
+    assert_eq!(get(&c, site.addr(), "k.example.com", "/").await.0, StatusCode::OK);
+    assert_eq!(upstream.connections.load(Ordering::Relaxed), base, "reused at once");
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(get(&c, site.addr(), "k.example.com", "/").await.0, StatusCode::OK);
+    assert_eq!(upstream.connections.load(Ordering::Relaxed), base + 1, "the pooled connection had expired");
+}
+
+#[tokio::test]
 async fn connection_close_answers_are_never_reused() {
     // Airflow 2's gunicorn says `Connection: close` on every answer. This upstream holds the
     // socket open for 2 s after saying so and never reads again: a reused connection would
