@@ -42,6 +42,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v pgrep >/dev/null || need+=(procps)
+[[ -x /usr/bin/time ]] || need+=(time)
 if ((${#need[@]})); then
     log "installing ${need[*]} from Debian packages"
     export DEBIAN_FRONTEND=noninteractive
@@ -309,6 +310,9 @@ kv() { # KEY LINE: the value of KEY=VALUE in LINE
 }
 
 HZ=$(getconf CLK_TCK)
+wakes_core1() { # rescheduling + function-call interrupts taken by core 1 so far
+    awk '$1 == "RES:" || $1 == "CAL:" {n += $3} END {print n + 0}' /proc/interrupts
+}
 declare -A R # results: R[name.field]
 
 # run_wrk NAME PID URL SECONDS CONNS DELAY_MS [wrk args...]: one bounded load against URL,
@@ -316,16 +320,23 @@ declare -A R # results: R[name.field]
 run_wrk() {
     local name=$1 pid=$2 url=$3 secs=$4 conns=$5 delay=$6
     shift 6
-    local pids before after line requests errors
+    local pids before after up_before up_after wakes_before wakes_after line requests errors
     mapfile -t pids < <(pids_of "$pid")
-    before=$(cpu_ticks "${pids[@]}")
-    line=$(WRK_DELAY_MS=$delay taskset -c 0 wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s -s "$WORK/report.lua" \
-        -H "Host: $HOST" "$@" "$url" | grep '^RESULT') || line="RESULT requests=0"
-    after=$(cpu_ticks "${pids[@]}")
+    before=$(cpu_ticks "${pids[@]}") up_before=$(cpu_ticks "$UP_PID") wakes_before=$(wakes_core1)
+    line=$(WRK_DELAY_MS=$delay /usr/bin/time -f '%U %S' -o "$WORK/wrk.time" taskset -c 0 wrk -t1 -c"$conns" \
+        -d"${secs}s" --timeout 5s -s "$WORK/report.lua" -H "Host: $HOST" "$@" "$url" | grep '^RESULT') ||
+        line="RESULT requests=0"
+    after=$(cpu_ticks "${pids[@]}") up_after=$(cpu_ticks "$UP_PID") wakes_after=$(wakes_core1)
     requests=$(kv requests "$line")
     errors=$(($(kv connect "$line") + $(kv read "$line") + $(kv write "$line") + $(kv status "$line") + $(kv timeout "$line")))
     R[$name.rps]=$(awk -v r="$requests" -v d="$(kv duration_us "$line")" 'BEGIN {printf "%.0f", r / (d / 1e6)}')
     R[$name.cpu]=$(awk -v t=$((after - before)) -v hz="$HZ" -v r="$requests" 'BEGIN {printf "%.1f", r ? t * 1e6 / hz / r : 0}')
+    # Core 0's side of the run: the load generator's and the upstream's CPU per request, and
+    # the wake-up interrupts core 1 took (an idle proxy is woken from core 0 by an IPI, paid
+    # on both cores; a saturated one is not).
+    R[$name.wrk]=$(awk -v r="$requests" '{printf "%.1f", r ? ($1 + $2) * 1e6 / r : 0}' "$WORK/wrk.time")
+    R[$name.up]=$(awk -v t=$((up_after - up_before)) -v hz="$HZ" -v r="$requests" 'BEGIN {printf "%.1f", r ? t * 1e6 / hz / r : 0}')
+    R[$name.wakes]=$(awk -v w=$((wakes_after - wakes_before)) -v r="$requests" 'BEGIN {printf "%.2f", r ? w / r : 0}')
     R[$name.p50]=$(kv p50 "$line") R[$name.p99]=$(kv p99 "$line") R[$name.p999]=$(kv p999 "$line")
     R[$name.max]=$(kv max "$line") R[$name.errors]=$errors R[$name.requests]=$requests
     log "$name: ${R[$name.rps]} req/s, ${R[$name.cpu]} µs CPU/req, p50 ${R[$name.p50]} p99 ${R[$name.p99]} p99.9 ${R[$name.p999]} µs, errors $errors"
@@ -335,10 +346,10 @@ run_wrk() {
 # and requests summed).
 median_of_rounds() {
     local key=$1 field round values
-    for field in rps cpu p50 p99 p999 max; do
+    for field in rps cpu p50 p99 p999 max wrk up wakes; do
         values=()
         for round in $(seq "$ROUNDS"); do values+=("${R[$key.$round.$field]}"); done
-        R[$key.$field]=$(printf '%s\n' "${values[@]}" | sort -g | awk -v f="$([[ $field == cpu ]] && echo %.1f || echo %.0f)" \
+        R[$key.$field]=$(printf '%s\n' "${values[@]}" | sort -g | awk -v f="$(case $field in cpu | wrk | up) echo %.1f ;; wakes) echo %.2f ;; *) echo %.0f ;; esac)" \
             '{v[NR] = $1} END {printf f, (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
     done
     for field in errors requests; do
@@ -503,6 +514,10 @@ table() { # SCENARIO TITLE
         ratio_row "$1" "$kind"
         echo
         echo
+        if [[ $kind == sat ]]; then
+            echo "Core 0 per request (medians): wrk ${R[$1.nginx.sat.wrk]} µs CPU against nginx, ${R[$1.lintel.sat.wrk]} against Lintel; the upstream ${R[$1.nginx.sat.up]} and ${R[$1.lintel.sat.up]} µs. Wake-up interrupts taken by the proxy's core: ${R[$1.nginx.sat.wakes]} and ${R[$1.lintel.sat.wakes]} per request."
+            echo
+        fi
     done
 }
 
