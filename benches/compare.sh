@@ -160,6 +160,11 @@ http {
     proxy_set_header X-Forwarded-Proto \$scheme;
     proxy_set_header X-Forwarded-Host \$host;
     proxy_set_header X-Forwarded-Port \$server_port;
+    # Request ids as Lintel makes them (and as ingress-nginx does upstream): the client's own,
+    # else a random one; sent upstream and returned to the client.
+    map \$http_x_request_id \$req_id { default \$http_x_request_id; "" \$request_id; }
+    proxy_set_header X-Request-ID \$req_id;
+    add_header X-Request-ID \$req_id always;
     server {
         listen 127.0.0.1:$NG_HTTP default_server backlog=4096;
         listen 127.0.0.1:$NG_HTTPS ssl default_server backlog=4096;
@@ -532,7 +537,7 @@ DIRTY=$(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null | 
     echo "- Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), Linux $(uname -r)"
     echo "- Load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- Versions: $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(rustc --version), Lintel $COMMIT$DIRTY"
-    echo "- Setup: loopback only. Proxy under test alone on core 1 with one worker (nginx \`worker_processes 1\`, Lintel \`--worker-threads 1\`); wrk (1 thread) and the upstream (nginx, \`return 200 \"ok\"\`, one process) share core 0. nginx: upstream keepalive 320, \`proxy_buffering off\`, access logs off in both (Lintel \`--access-log false\`), the same X-Forwarded-* headers Lintel sets. Saturation runs ${DURATION} s with $CONNS connections ($TLS_CONNS for new TLS connections), $ROUNDS rounds alternating between the proxies, medians reported; fixed-rate runs $((DURATION * 8 / 10)) s, same connections, each throttled by wrk's \`delay()\`."
+    echo "- Setup: loopback only. Proxy under test alone on core 1 with one worker (nginx \`worker_processes 1\`, Lintel \`--worker-threads 1\`); wrk (1 thread) and the upstream (nginx, \`return 200 \"ok\"\`, one process) share core 0. nginx: upstream keepalive 320, \`proxy_buffering off\`, access logs off in both (Lintel \`--access-log false\`), the same X-Forwarded-* headers Lintel sets and, like Lintel, an X-Request-ID (the client's or a random one) sent upstream and returned. Saturation runs ${DURATION} s with $CONNS connections ($TLS_CONNS for new TLS connections), $ROUNDS rounds alternating between the proxies, medians reported; fixed-rate runs $((DURATION * 8 / 10)) s, same connections, each throttled by wrk's \`delay()\`."
     echo "- CPU µs/req: utime+stime of the proxy's process (all threads; nginx master and worker) from /proc/PID/stat before and after the run, divided by completed requests."
     echo
     echo "## Requests"

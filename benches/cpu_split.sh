@@ -58,6 +58,11 @@ http {
     proxy_set_header X-Forwarded-Proto \$scheme;
     proxy_set_header X-Forwarded-Host \$host;
     proxy_set_header X-Forwarded-Port \$server_port;
+    # Request ids as Lintel makes them (and as ingress-nginx does upstream): the client's own,
+    # else a random one; sent upstream and returned to the client.
+    map \$http_x_request_id \$req_id { default \$http_x_request_id; "" \$request_id; }
+    proxy_set_header X-Request-ID \$req_id;
+    add_header X-Request-ID \$req_id always;
     server {
         listen 127.0.0.1:$NG;
         listen 127.0.0.1:$NGS ssl;
