@@ -277,3 +277,43 @@ async fn a_quiet_manifests_directory_still_counts_as_synced() {
     let (_, _, text) = get(&client(), admin, "localhost", "/metrics").await;
     assert_eq!(value(&text, "lintel_table_rebuilds_total", &[("outcome", "swapped")]), Some(1.0));
 }
+
+#[tokio::test]
+async fn a_deleted_service_takes_its_upstream_series_with_it() {
+    use support::scrape::value;
+
+    let web = Upstream::start("web").await;
+    let api = Upstream::start("api").await;
+    let dir = tempfile::tempdir().unwrap();
+    let web_only = [
+        CLASS_YAML.to_owned(),
+        service_yaml("web", &[web.addr]),
+        ingress_yaml("site", "site.example.com", &[("/", "Prefix", "web")]),
+    ];
+    let both = [
+        web_only.to_vec(),
+        vec![service_yaml("api", &[api.addr]), ingress_yaml("api", "api.example.com", &[("/", "Prefix", "api")])],
+    ]
+    .concat();
+    std::fs::write(dir.path().join("site.yaml"), both.join("---\n")).unwrap();
+    let proxy = start_proxy(dir.path(), |c| c.access_log.enabled = false).await;
+    let c = client();
+    for host in ["site.example.com", "api.example.com"] {
+        let (status, _, _) = get(&c, proxy.http_addr, host, "/").await;
+        assert_eq!(status, 200);
+    }
+    let opened = "lintel_upstream_connections_opened_total";
+    let text = scrape_metrics(&proxy).await;
+    assert_eq!(value(&text, opened, &[("service", "api")]), Some(1.0), "{text}");
+
+    std::fs::write(dir.path().join("site.yaml"), web_only.join("---\n")).unwrap();
+    eventually("the deleted Service's series to leave /metrics", std::time::Duration::from_secs(10), || async {
+        !scrape_metrics(&proxy).await.contains("service=\"api\"")
+    })
+    .await;
+    let (status, _, _) = get(&c, proxy.http_addr, "site.example.com", "/").await;
+    assert_eq!(status, 200);
+    let text = scrape_metrics(&proxy).await;
+    assert_eq!(value(&text, opened, &[("service", "web")]), Some(1.0), "the other Service's stay:\n{text}");
+    proxy.shutdown();
+}

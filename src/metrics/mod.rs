@@ -5,6 +5,7 @@
 
 pub mod histogram;
 pub mod labels;
+mod owners;
 pub mod route;
 
 use std::collections::HashSet;
@@ -22,6 +23,7 @@ use prometheus_client::registry::{Registry, Unit};
 pub use histogram::AtomicHistogram;
 use histogram::Shown;
 use labels::*;
+use owners::{Owners, PoolLease};
 use route::{HistogramFamily, RequestFamilies, RouteRegistry};
 pub use route::{MethodClass, Outcome, RouteIndex, RouteMetrics};
 
@@ -54,6 +56,8 @@ pub struct Metrics {
     pool_opened: Family<BackendLabels, Counter>,
     pool_reused: Family<BackendLabels, Counter>,
     pool_open: Family<BackendLabels, Gauge>,
+    /// Services and Ingresses with series of the families above and allowlist rejections.
+    owners: Mutex<Owners>,
     // Connections.
     accepted: Family<ListenerLabels, Counter>,
     open: Family<ListenerLabels, Gauge>,
@@ -98,6 +102,8 @@ pub struct PoolMetrics {
     opened: Counter,
     open: Gauge,
     reused: Counter,
+    /// Keeps the backend's pool series exported while this endpoint counts under them.
+    _lease: Option<Arc<PoolLease>>,
 }
 
 impl PoolMetrics {
@@ -184,6 +190,7 @@ impl Metrics {
             pool_opened: Family::default(),
             pool_reused: Family::default(),
             pool_open: Family::default(),
+            owners: Mutex::default(),
             accepted: Family::default(),
             open: Family::default(),
             handshakes: Family::default(),
@@ -452,26 +459,33 @@ impl Metrics {
     }
 
     pub fn upstream_connect_error(&self, namespace: &str, service: &str) {
-        self.connect_errors.get_or_create(&backend(namespace, service)).inc();
+        let labels = backend(namespace, service);
+        self.track_backend(&labels, None);
+        self.connect_errors.get_or_create(&labels).inc();
     }
 
     /// A request retried on another endpoint; `reason` e.g. `connect`, `status_5xx`.
     pub fn upstream_retry(&self, namespace: &str, service: &str, reason: &'static str) {
+        self.track_backend(&backend(namespace, service), Some(reason));
         self.retries.get_or_create(&backend_reason(namespace, service, reason)).inc();
     }
 
     /// `kind`: `connect`, `response_header` or `idle`.
     pub fn upstream_timeout(&self, namespace: &str, service: &str, kind: &'static str) {
+        self.track_backend(&backend(namespace, service), Some(kind));
         self.timeouts.get_or_create(&backend_reason(namespace, service, kind)).inc();
     }
 
-    /// The pool handles of one backend, for the connector of each of its endpoints.
-    pub fn pool(&self, namespace: &str, service: &str) -> PoolMetrics {
+    /// The pool handles of one backend, for the connector of each of its endpoints. The
+    /// series stay while any endpoint holds them, even once the backend left the table.
+    pub fn pool(self: &Arc<Self>, namespace: &str, service: &str) -> PoolMetrics {
         let labels = backend(namespace, service);
+        let lease = self.pool_lease(&labels);
         PoolMetrics {
             opened: self.pool_opened.get_or_create_owned(&labels),
             open: self.pool_open.get_or_create_owned(&labels),
             reused: self.pool_reused.get_or_create_owned(&labels),
+            _lease: Some(lease),
         }
     }
 
@@ -498,6 +512,7 @@ impl Metrics {
 
     pub fn allowlist_rejected(&self, namespace: &str, ingress: &str) {
         let labels = IngressLabels { namespace: namespace.to_owned(), ingress: ingress.to_owned() };
+        self.track_ingress(&labels);
         self.allowlist_rejections.get_or_create(&labels).inc();
     }
 
@@ -542,6 +557,7 @@ impl Metrics {
             self.diagnostics.get_or_create(&DiagnosticLabels { severity, reason: diagnostic_reason(diag) }).inc();
         }
         self.set_endpoints_from_table(&compiled.table);
+        self.set_live_owners(&compiled.table);
         self.set_cert_expiry_from_table(&compiled.table);
         self.sync_succeeded();
     }

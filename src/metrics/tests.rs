@@ -93,3 +93,51 @@ fn diagnostic_reasons_are_bounded_words() {
     assert_eq!(reason("metadata.annotations[\"nginx.ingress.kubernetes.io/anything\"]", "x"), "annotation");
     assert_eq!(reason("spec.rules[0].http.paths[0].backend.service", "x"), "backend");
 }
+
+/// Series of backend Services and Ingresses (connect errors, retries, timeouts, the upstream
+/// pool, allowlist rejections) leave with their owner; a backend's once no endpoint counts
+/// its connections under it.
+#[test]
+fn backend_and_ingress_series_leave_with_their_owner() {
+    let metrics = Arc::new(Metrics::new());
+    let big = compile(&fixtures::snapshot(3, 1, 3), &CompileOptions::default()).table;
+    let small = compile(&fixtures::snapshot(2, 1, 2), &CompileOptions::default()).table;
+    let gone = big.find(&fixtures::host(2), "/").unwrap();
+    let stays = big.find(&fixtures::host(0), "/").unwrap();
+    let (gone_ns, gone_ingress) = gone.ingress.split_once('/').unwrap();
+    let gone_service = &big.backend(gone.backend).unwrap().id.service;
+    let stays_service = &big.backend(stays.backend).unwrap().id.service;
+    assert_ne!(gone_service, stays_service);
+    assert!(small.backends().iter().all(|b| b.id.service != *gone_service));
+
+    metrics.set_live_owners(&big);
+    for service in [gone_service, stays_service] {
+        metrics.upstream_connect_error("default", service);
+        metrics.upstream_retry("default", service, "connect");
+        metrics.upstream_timeout("default", service, "response_header");
+    }
+    metrics.allowlist_rejected(gone_ns, gone_ingress);
+    let held = metrics.pool("default", gone_service);
+    drop(held.opened());
+    let series = |text: &str, service: &str| {
+        text.lines().filter(|l| !l.starts_with('#') && l.contains(&format!("service=\"{service}\""))).count()
+    };
+    let text = metrics.encode().unwrap();
+    assert_eq!(series(&text, gone_service), 6, "{text}");
+    assert_eq!(series(&text, stays_service), 3, "{text}");
+    assert!(text.contains(&format!("ingress=\"{gone_ingress}\"")), "{text}");
+
+    metrics.set_live_owners(&small);
+    let text = metrics.encode().unwrap();
+    assert_eq!(series(&text, gone_service), 6, "an endpoint still counts under it:\n{text}");
+    assert!(text.contains(&format!(
+        "lintel_upstream_connections_opened_total{{namespace=\"default\",service=\"{gone_service}\"}} 1"
+    )));
+    assert_eq!(series(&text, stays_service), 3, "{text}");
+    assert!(!text.contains(&format!("ingress=\"{gone_ingress}\"")), "{text}");
+
+    drop(held);
+    let text = metrics.encode().unwrap();
+    assert_eq!(series(&text, gone_service), 0, "the last endpoint gone takes the series:\n{text}");
+    assert_eq!(series(&text, stays_service), 3, "{text}");
+}
