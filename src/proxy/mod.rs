@@ -171,9 +171,10 @@ impl Proxy {
         let upgrade = forward::upstream_request(&mut req, path.as_deref(), client, &host, &mut added)
             .map_err(|_| ProxyError::BadHost)?;
         let has_body = req.body().as_ref().is_some_and(|body| !http_body::Body::is_end_stream(body));
-        let sent = Instant::now();
+        // tokio's clock: the plain exchange takes its deadline and pool check from it.
+        let sent = tokio::time::Instant::now();
         let response = if upstream::goes_plain(req.method(), has_body, upgrade) {
-            upstream::send_plain(&group, &policy.upstream, &req, &added).await?
+            upstream::send_plain(&group, &policy.upstream, &req, &added, sent).await?
         } else {
             let counter = matched.bytes_in.clone();
             let mut req = req.map(|body| RequestBody::new(body, policy.max_body_size).counting(counter));

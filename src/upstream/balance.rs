@@ -6,10 +6,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use tokio::time::Instant;
-
 use super::Group;
-use super::endpoint::Endpoint;
+use super::endpoint::{Endpoint, LazyNow};
 use super::policy::Balance;
 
 /// Per-backend state that outlives table swaps: the round-robin position, the random
@@ -41,13 +39,27 @@ impl Group {
         if self.endpoints.is_empty() {
             return None;
         }
-        let now = Instant::now();
-        let fail_open = !self.endpoints.iter().any(|e| e.is_available(now));
+        // Availability once per endpoint, kept as a bit for the first 64 (nearly every
+        // backend); any further endpoint is asked again where needed.
+        let now = LazyNow::default();
+        let mut available = 0u64;
+        let mut any = false;
+        for (i, e) in self.endpoints.iter().enumerate() {
+            if e.is_available_lazily(&now) {
+                any = true;
+                if i < 64 {
+                    available |= 1 << i;
+                }
+            }
+        }
+        let fail_open = !any;
         self.note_fail_open(fail_open);
-        let usable =
-            |e: &&Arc<Endpoint>| (fail_open || e.is_available(now)) && !exclude.is_some_and(|x| Arc::ptr_eq(x, e));
-        let count = self.endpoints.iter().filter(usable).count();
-        let nth = |k: usize| self.endpoints.iter().filter(usable).nth(k);
+        let usable = |(i, e): &(usize, &Arc<Endpoint>)| {
+            let up = fail_open || if *i < 64 { available & (1 << *i) != 0 } else { e.is_available_lazily(&now) };
+            up && !exclude.is_some_and(|x| Arc::ptr_eq(x, e))
+        };
+        let count = self.endpoints.iter().enumerate().filter(usable).count();
+        let nth = |k: usize| self.endpoints.iter().enumerate().filter(usable).nth(k).map(|(_, e)| e);
         let picked = match (balance, count) {
             (_, 0) => None,
             (_, 1) => nth(0),

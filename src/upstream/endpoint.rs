@@ -3,6 +3,7 @@
 //! across table swaps; dropped (with its pool and its checker) when no table and no request
 //! holds it any more.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,6 +63,21 @@ pub struct Endpoint {
     checker: Mutex<Option<Checker>>,
     /// Where its connections are counted.
     metrics: PoolMetrics,
+}
+
+/// The time, read at its first use and then kept.
+#[derive(Debug, Default)]
+pub(super) struct LazyNow(Cell<Option<Instant>>);
+
+impl LazyNow {
+    fn get(&self) -> Instant {
+        if let Some(now) = self.0.get() {
+            return now;
+        }
+        let now = Instant::now();
+        self.0.set(Some(now));
+        now
+    }
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -172,6 +188,12 @@ impl Endpoint {
     /// Healthy by its active check and not ejected by passive failures.
     pub fn is_available(&self, now: Instant) -> bool {
         self.health.is_healthy() && !self.passive.is_ejected(self.ms_since_born(now))
+    }
+
+    /// [`Self::is_available`] for picking: the clock is read (once per `now`) only for an
+    /// endpoint that has been ejected at some time.
+    pub(super) fn is_available_lazily(&self, now: &LazyNow) -> bool {
+        self.health.is_healthy() && !self.passive.is_ejected_by(|| self.ms_since_born(now.get()))
     }
 
     fn ms_since_born(&self, now: Instant) -> u64 {

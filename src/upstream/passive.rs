@@ -36,6 +36,13 @@ impl Passive {
         now_ms < self.ejected_until_ms.load(Ordering::Relaxed)
     }
 
+    /// [`Self::is_ejected`] with the clock read only for an endpoint ever ejected (for the
+    /// data path, where nearly every endpoint never was).
+    pub fn is_ejected_by(&self, now_ms: impl FnOnce() -> u64) -> bool {
+        let until = self.ejected_until_ms.load(Ordering::Relaxed);
+        until != 0 && now_ms() < until
+    }
+
     /// Records a good answer. Writes only when there is something to clear, so the hot path
     /// of a healthy endpoint only reads.
     pub fn success(&self) {
@@ -106,5 +113,20 @@ mod tests {
         assert_eq!(p.failure(7000, &s), Some(Duration::from_secs(5)), "capped");
         p.success();
         assert_eq!(p.failure(20_000, &s), None, "a success ends probation");
+    }
+
+    #[test]
+    fn the_clock_is_read_only_for_an_endpoint_once_ejected() {
+        let p = Passive::default();
+        let s = settings();
+        assert!(!p.is_ejected_by(|| unreachable!("never ejected: no clock needed")));
+        p.failure(100, &s);
+        assert!(!p.is_ejected_by(|| unreachable!("failing, not ejected yet")));
+        p.failure(200, &s);
+        p.failure(300, &s);
+        for now in [300, 1299, 1300, 5000] {
+            assert_eq!(p.is_ejected_by(|| now), p.is_ejected(now), "at {now} ms");
+        }
+        assert!(p.is_ejected_by(|| 1299) && !p.is_ejected_by(|| 1300));
     }
 }

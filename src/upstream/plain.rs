@@ -45,16 +45,17 @@ pub fn suits(method: &Method, has_body: bool, upgrade: bool) -> bool {
 /// Sends a plain exchange to an endpoint of `group`, with the rules of `send::send`: a failed
 /// connect is retried once on another endpoint; a pooled connection that turns out closed
 /// before any answer is retried once on a fresh connection (`GET` and `HEAD` are idempotent).
+/// `now` is when it goes out (the pool's idle check), `deadline` when the answer is late.
 pub async fn send(
     group: &Group,
     policy: &UpstreamPolicy,
     req: PlainRequest<'_>,
+    mut now: tokio::time::Instant,
     deadline: tokio::time::Instant,
     idle: Duration,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     let mut endpoint = group.pick(policy.balance, None).ok_or_else(|| group.no_endpoint())?;
     let (mut retried_connect, mut retried_stale) = (false, false);
-    let mut now = tokio::time::Instant::now();
     loop {
         let in_flight = InFlight::new(endpoint.clone());
         let pooled = if retried_stale { None } else { endpoint.checkout_plain(now) };

@@ -48,6 +48,7 @@ pub fn goes_plain(method: &Method, has_body: bool, upgrade: bool) -> bool {
 
 /// Sends a request that [`goes_plain`] (origin-form URI, `Host` set, headers already
 /// rewritten) with `added` after its headers to an endpoint of `group`, as a plain exchange.
+/// `now` is the time it goes out (read once by the caller, who also times the answer).
 ///
 /// Apart from [`send`] because of size: every `.await` up the chain moves the futures it
 /// holds, and `send`'s is about three times this one's (hyper's client, the retry state,
@@ -57,13 +58,13 @@ pub fn send_plain<'a, B>(
     policy: &'a UpstreamPolicy,
     req: &'a Request<B>,
     added: &'a AddedHeaders,
+    now: Instant,
 ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + 'a {
     let settings = group.settings();
     let response_timeout = policy.response_timeout.unwrap_or(settings.response_timeout);
     let idle = policy.idle_timeout.unwrap_or(settings.idle_timeout);
-    let deadline = Instant::now() + response_timeout;
     let head = PlainRequest { method: req.method(), uri: req.uri(), headers: req.headers(), added };
-    plain::send(group, policy, head, deadline, idle)
+    plain::send(group, policy, head, now, now + response_timeout, idle)
 }
 
 /// Sends `req` (origin-form URI, `Host` set, headers already rewritten) with `added` after

@@ -97,3 +97,28 @@ fn a_retry_gets_another_endpoint_or_none() {
     assert!(single.pick(Balance::RoundRobin, Some(&only)).is_none());
     assert!(group(0).pick(Balance::RoundRobin, None).is_none());
 }
+
+#[test]
+fn availability_holds_past_the_first_sixty_four_endpoints() {
+    // The first 64 endpoints' availability is kept as bits; the rest are asked directly.
+    let g = group(70);
+    for endpoint in g.endpoints.iter().take(68) {
+        eject(endpoint);
+    }
+    for balance in [Balance::RoundRobin, Balance::PowerOfTwoChoices] {
+        let seen = counts(&g, balance, 200);
+        let mut picked: Vec<_> = seen.keys().cloned().collect();
+        picked.sort();
+        assert_eq!(picked, ["10.0.0.68:80", "10.0.0.69:80"], "{seen:?}");
+    }
+    assert!(!g.is_failing_open());
+    let g = group(70);
+    for (i, endpoint) in g.endpoints.iter().enumerate() {
+        if i != 66 {
+            eject(endpoint);
+        }
+    }
+    let only = g.pick(Balance::RoundRobin, None).unwrap();
+    assert_eq!(only.authority.as_str(), "10.0.0.66:80");
+    assert!(g.pick(Balance::RoundRobin, Some(&only)).is_none(), "the one available endpoint excluded: no other");
+}
