@@ -46,31 +46,26 @@ pub fn validate_rule_host(host: &str) -> Result<HostKey, HostError> {
 /// lower case, one trailing dot removed. Returns `None` for a value that cannot be a host.
 /// Borrows when nothing needs changing (the common case), so lookups do not allocate.
 pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
-    if raw.starts_with('[') {
+    let (host, bad, upper) = if raw.starts_with('[') {
         // IPv6 literal: keep the brackets, drop a port after them.
         let end = raw.find(']')?;
         let rest = &raw[end + 1..];
         if !(rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port)) {
             return None;
         }
-        return finish(&raw[..=end]);
-    }
-    // One pass over the bytes (every request does this): the last colon, and whether any
-    // byte cannot be in a host or is upper case. A port after the colon must be digits, so
-    // what the flags saw there cannot change the answer.
-    let (mut colon, mut bad, mut upper) = (None, false, false);
-    for (i, &b) in raw.as_bytes().iter().enumerate() {
-        match b {
-            b':' => colon = Some(i),
-            b'A'..=b'Z' => upper = true,
-            0..=b' ' | b'/' | b'@' | 0x7f..=0xff => bad = true,
-            _ => {}
-        }
-    }
-    let host = match colon {
-        Some(i) if is_port(&raw[i + 1..]) => &raw[..i],
-        Some(_) => return None,
-        None => raw,
+        let host = &raw[..=end];
+        let (_, bad, upper) = scan(host);
+        (host, bad, upper)
+    } else {
+        // A port after the last colon must be digits, so what the scan saw there cannot
+        // change the answer.
+        let (colon, bad, upper) = scan(raw);
+        let host = match colon {
+            Some(i) if is_port(&raw[i + 1..]) => &raw[..i],
+            Some(_) => return None,
+            None => raw,
+        };
+        (host, bad, upper)
     };
     let host = host.strip_suffix('.').unwrap_or(host);
     if host.is_empty() || bad {
@@ -82,16 +77,19 @@ pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
     }
 }
 
-fn finish(host: &str) -> Option<Cow<'_, str>> {
-    let host = host.strip_suffix('.').unwrap_or(host);
-    if host.is_empty() || host.bytes().any(|b| b <= b' ' || b == b'/' || b == b'@' || b >= 0x7f) {
-        return None;
+/// One pass over the bytes (every request does this): the last colon, whether any byte
+/// cannot be in a host, and whether any is upper case.
+fn scan(raw: &str) -> (Option<usize>, bool, bool) {
+    let (mut colon, mut bad, mut upper) = (None, false, false);
+    for (i, &b) in raw.as_bytes().iter().enumerate() {
+        match b {
+            b':' => colon = Some(i),
+            b'A'..=b'Z' => upper = true,
+            0..=b' ' | b'/' | b'@' | 0x7f..=0xff => bad = true,
+            _ => {}
+        }
     }
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Some(Cow::Owned(host.to_ascii_lowercase()))
-    } else {
-        Some(Cow::Borrowed(host))
-    }
+    (colon, bad, upper)
 }
 
 fn is_port(s: &str) -> bool {

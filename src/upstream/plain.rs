@@ -388,10 +388,10 @@ fn framing(method: &Method, head: &Head) -> Result<Framing, PlainError> {
         let keep = chunked && !head.seen.content_length;
         return Ok(if chunked { Framing::chunked(keep) } else { Framing::UntilClose });
     }
-    let mut length = None;
     if !head.seen.content_length {
         return Ok(Framing::UntilClose);
     }
+    let mut length = None;
     for value in headers.get_all(CONTENT_LENGTH) {
         for part in value.as_bytes().split(|&b| b == b',') {
             let n = parse_length(part.trim_ascii()).ok_or(PlainError::Invalid("bad Content-Length"))?;
