@@ -6,6 +6,8 @@
 #
 #   bash benches/cpu_split.sh            # 3 rounds of 8 s each per proxy, ~1 minute
 #   STRACE=1 bash benches/cpu_split.sh   # also counts system calls per request (strace -c)
+#   FLOOR=1 bash benches/cpu_split.sh    # also HAProxy (one thread, same core) as a byte relay
+#                                        # (mode tcp: the floor) and as an HTTP proxy (mode http)
 #
 # Prints, per run: requests/s, utime and stime µs per request from /proc/PID/stat (all
 # threads; for nginx the worker, whose master does no work under load), minor page faults and
@@ -29,6 +31,8 @@ source "$ROOT/benches/lib.sh"
 
 need nginx wrk curl openssl
 if [[ ${STRACE:-0} == 1 ]]; then need strace; fi
+if [[ ${FLOOR:-0} == 1 ]]; then need haproxy; fi
+RELAY=$((PORT_BASE + 7)) HAP=$((PORT_BASE + 8))
 build_lintel
 work_dir split
 certificate
@@ -82,6 +86,55 @@ taskset -c 1 "$LINTEL" run --manifests "$WORK/lt" --worker-threads 1 --access-lo
 LT_PID=$!
 PIDS+=("$LT_PID")
 wait_http "http://127.0.0.1:$ADMIN/readyz"
+contestants=("nginx" "lintel")
+if [[ ${FLOOR:-0} == 1 ]]; then
+    # The floor: a byte relay, one upstream connection per client connection, so the same
+    # 2 receives and 2 sends per request as a proxy, and no HTTP work. Beside it HAProxy as an
+    # HTTP proxy doing about the same header work as the other two (forwarded headers, a
+    # request id sent upstream and returned). Plain HTTP only.
+    [[ $TLS == 1 ]] && { log "FLOOR=1 measures plain HTTP only"; exit 2; }
+    cat >"$WORK/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+frontend relay
+    mode tcp
+    bind 127.0.0.1:$RELAY
+    default_backend relay_up
+backend relay_up
+    mode tcp
+    server up 127.0.0.1:$UP
+frontend web
+    mode http
+    bind 127.0.0.1:$HAP
+    option http-keep-alive
+    option forwardfor
+    unique-id-format %[rand(4294967295),hex]%[rand(4294967295),hex]%[rand(4294967295),hex]%[rand(4294967295),hex]
+    http-request set-var(txn.req_id) req.hdr(x-request-id) if { req.hdr(x-request-id) -m found }
+    http-request set-var(txn.req_id) unique-id unless { var(txn.req_id) -m found }
+    http-request set-header X-Request-ID %[var(txn.req_id)]
+    http-request set-header X-Real-IP %[src]
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-request set-header X-Forwarded-Port %[dst_port]
+    http-response set-header X-Request-ID %[var(txn.req_id)]
+    default_backend web_up
+backend web_up
+    mode http
+    http-reuse always
+    server up 127.0.0.1:$UP
+EOF
+    taskset -c 1 haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+    HA_PID=$!
+    PIDS+=("$HA_PID")
+    wait_http "http://127.0.0.1:$RELAY/api/x" -H "Host: $HOST"
+    wait_http "http://127.0.0.1:$HAP/api/x" -H "Host: $HOST"
+    contestants+=("relay" "haproxy")
+fi
 if [[ $TLS == 1 ]]; then scheme=https ng_port=$NGS lt_port=$LTS; else scheme=http ng_port=$NG lt_port=$LT; fi
 wait_http "$scheme://127.0.0.1:$ng_port/api/x" -H "Host: $HOST"
 wait_http "$scheme://127.0.0.1:$lt_port/api/x" -H "Host: $HOST"
@@ -121,18 +174,29 @@ run() { # NAME PID PORT
             n, r / s, u * 1e6 / hz / r, k * 1e6 / hz / r, (u + k) * 1e6 / hz / r, f / r, c / r, g / r, up * 1e6 / hz / r }'
 }
 
-for pair in "nginx $NG_WORKER $ng_port" "lintel $LT_PID $lt_port"; do
-    read -r name pid port <<<"$pair"
+# contestant NAME: its PID and port
+contestant() {
+    case $1 in
+    nginx) echo "$NG_WORKER $ng_port" ;;
+    lintel) echo "$LT_PID $lt_port" ;;
+    relay) echo "$HA_PID $RELAY" ;;
+    haproxy) echo "$HA_PID $HAP" ;;
+    esac
+}
+for name in "${contestants[@]}"; do
+    read -r pid port < <(contestant "$name")
     taskset -c 0 wrk -t1 -c"$CONNS" -d2s -H "Host: $HOST" "$scheme://127.0.0.1:$port/api/v1/items" >/dev/null
 done
 for round in $(seq "$ROUNDS"); do
-    run nginx "$NG_WORKER" "$ng_port"
-    run lintel "$LT_PID" "$lt_port"
+    for name in "${contestants[@]}"; do
+        read -r pid port < <(contestant "$name")
+        run "$name" "$pid" "$port"
+    done
 done
 
 if [[ ${STRACE:-0} == 1 ]]; then
-    for pair in "nginx $NG_WORKER $ng_port" "lintel $LT_PID $lt_port"; do
-        read -r name pid port <<<"$pair"
+    for name in "${contestants[@]}"; do
+        read -r pid port < <(contestant "$name")
         strace -c -f -p "$pid" -o "$WORK/$name.strace" &
         tracer=$!
         sleep 0.5
