@@ -14,6 +14,7 @@ pub mod control;
 pub mod diagnostic;
 pub mod explain;
 pub mod fixtures;
+pub mod header_maps;
 pub mod header_name;
 pub mod kept_timer;
 pub mod live;

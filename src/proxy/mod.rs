@@ -174,7 +174,9 @@ impl Proxy {
         // tokio's clock: the plain exchange takes its deadline and pool check from it.
         let sent = tokio::time::Instant::now();
         let response = if upstream::goes_plain(req.method(), has_body, upgrade) {
-            upstream::send_plain(&group, &policy.upstream, &req, &added, sent).await?
+            let response = upstream::send_plain(&group, &policy.upstream, &req, &added, sent).await?;
+            crate::header_maps::give(std::mem::take(req.headers_mut()));
+            response
         } else {
             let counter = matched.bytes_in.clone();
             let mut req = req.map(|body| RequestBody::new(body, policy.max_body_size).counting(counter));

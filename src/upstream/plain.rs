@@ -309,7 +309,7 @@ impl PlainConn {
             }
             let bytes = self.buf.split_to(len).freeze();
             // Room for the `X-Request-ID` the proxy adds, so the map does not grow for it.
-            let mut headers = HeaderMap::with_capacity(names.len() + 1);
+            let mut headers = crate::header_maps::take(names.len() + 1);
             // Drained, not moved into an iterator: the inline list is most of a kilobyte.
             for (name, start, end) in names.drain(..) {
                 let value = HeaderValue::from_maybe_shared(bytes.slice(start..end))

@@ -8,7 +8,7 @@ use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+use http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
 use smallvec::SmallVec;
 
 use crate::proxy::ClientBody;
@@ -115,7 +115,7 @@ fn fill(layout: &mut Layout, buf: &[u8], max_headers: usize) -> Result<bool, Dec
 fn build(head: &Bytes, layout: &mut Layout) -> Option<Request<ClientBody>> {
     let uri = Uri::from_maybe_shared(head.slice(layout.path.0..layout.path.1)).ok()?;
     // Room for the `X-Request-ID` the proxy adds, so the map does not grow for it.
-    let mut headers = HeaderMap::with_capacity(layout.headers.len() + 1);
+    let mut headers = crate::header_maps::take(layout.headers.len() + 1);
     for (name, start, end) in layout.headers.drain(..) {
         headers.append(name, HeaderValue::from_maybe_shared(head.slice(start..end)).ok()?);
     }

@@ -142,7 +142,7 @@ where
         let (parts, mut body) = response.into_parts();
         out.clear();
         let framing = encode::head(&mut out, &method, &parts, &body, close);
-        drop(parts);
+        crate::header_maps::give(parts.headers);
         let sent = if framing == Framing::None {
             drop(body);
             flush(&mut io, &mut out).await
