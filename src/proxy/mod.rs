@@ -184,7 +184,7 @@ impl Proxy {
                 req.extensions_mut().insert(self.tunnels.clone());
             }
             // Boxed: this future is large, and the common case should not carry its size.
-            Box::pin(upstream::send(&group, &policy.upstream, req, added)).await?
+            Box::pin(upstream::send(&group, &policy.upstream, req, added, upgrade)).await?
         };
         let took = sent.elapsed();
         matched.upstream = response.body().endpoint().cloned();

@@ -38,8 +38,9 @@ pub use body::UpstreamBody;
 pub use endpoint::Endpoint;
 pub use error::{BodyError, UpstreamError};
 pub use plain::PlainError;
-pub use send::{goes_plain, send, send_plain};
-pub use upgrade::is_upgrade;
+/// Whether a request goes to [`send_plain`] rather than [`send`].
+pub use plain::suits as goes_plain;
+pub use send::{send, send_plain};
 
 use balance::BackendState;
 use endpoint::ConnSettings;

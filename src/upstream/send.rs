@@ -40,13 +40,7 @@ const UNSENT_MAX: u32 = 4;
 
 pub(super) const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
-/// Whether a request goes to [`send_plain`] rather than [`send`]: `GET` or `HEAD`, no body,
-/// no upgrade.
-pub fn goes_plain(method: &Method, has_body: bool, upgrade: bool) -> bool {
-    plain::suits(method, has_body, upgrade)
-}
-
-/// Sends a request that [`goes_plain`] (origin-form URI, `Host` set, headers already
+/// Sends a request that [`plain::suits`] (origin-form URI, `Host` set, headers already
 /// rewritten) with `added` after its headers to an endpoint of `group`, as a plain exchange.
 /// `now` is the time it goes out (read once by the caller, who also times the answer).
 ///
@@ -69,17 +63,18 @@ pub fn send_plain<'a, B>(
 
 /// Sends `req` (origin-form URI, `Host` set, headers already rewritten) with `added` after
 /// its headers to an endpoint of `group`, through hyper's client: requests with a body,
-/// upgrades, methods other than `GET` and `HEAD`.
+/// upgrades, methods other than `GET` and `HEAD`. `is_upgrade`: the request asks to switch
+/// protocols (the caller has looked already).
 pub async fn send(
     group: &Group,
     policy: &UpstreamPolicy,
     mut req: Request<RequestBody>,
     added: AddedHeaders,
+    is_upgrade: bool,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     let settings = group.settings();
     let response_timeout = policy.response_timeout.unwrap_or(settings.response_timeout);
     let idle = policy.idle_timeout.unwrap_or(settings.idle_timeout);
-    let is_upgrade = upgrade::is_upgrade(req.headers());
     let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     added.insert_into(&mut parts.headers);

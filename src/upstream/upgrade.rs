@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, header};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -11,17 +10,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::endpoint::InFlight;
 
 const BUFFER: usize = 16 * 1024;
-
-/// An HTTP/1.1 upgrade request: `Connection: upgrade` and an `Upgrade` protocol.
-pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-}
 
 /// Joins the client's and the upstream's upgraded connections in a task of its own; the
 /// endpoint counts the tunnel as in flight until it ends.
@@ -128,14 +116,5 @@ mod tests {
         let result = tunnel(client, upstream, Duration::from_secs(30)).await;
         assert!(matches!(result, Err(TunnelError::Idle(_))), "{result:?}");
         assert_eq!(started.elapsed(), Duration::from_secs(30));
-    }
-
-    #[test]
-    fn upgrade_needs_both_headers() {
-        let mut h = HeaderMap::new();
-        h.insert(header::UPGRADE, "websocket".parse().unwrap());
-        assert!(!is_upgrade(&h));
-        h.insert(header::CONNECTION, "keep-alive, Upgrade".parse().unwrap());
-        assert!(is_upgrade(&h));
     }
 }
