@@ -348,3 +348,48 @@ async fn a_pooled_connection_closed_under_the_request_is_retried_on_a_fresh_one(
     assert_eq!(retries, 1);
     assert_eq!(s.script.heads.lock().unwrap().len(), 3, "sent twice: once on the closed connection, once fresh");
 }
+
+/// The answer's head as the client gets it from Lintel's own HTTP/1.1 server, raw.
+async fn raw_head(site: &Site, method: &str) -> String {
+    let mut conn = TcpStream::connect(site.proxy.http_addr).await.unwrap();
+    let req = format!("{method} / HTTP/1.1\r\nHost: raw.example.com\r\n\r\n");
+    conn.write_all(req.as_bytes()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), read_head(&mut conn)).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn header_lines_pass_as_sent_minus_the_hop_by_hop_ones_on_both_servers() {
+    let head = "HTTP/1.1 200 OK\r\nServer: Scripted\r\nX-Secret: 1\r\nDate: Mon, 07 Dec 2026 11:00:00 GMT\r\n\
+                Connection: keep-alive, X-Secret\r\nKeep-Alive: timeout=30\r\nX-Request-ID: upstream-id\r\n\
+                Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 4\r\nProxy-Connection: keep-alive\r\n\
+                Upgrade: h2c\r\nX-Empty:\r\n\r\n";
+    let s = site(vec![reply(&format!("{head}body")), reply(head), reply(&format!("{head}body"))]).await;
+    // Lintel's own server writes them as text, names lowercased as hyper's server would.
+    let got = raw_head(&s, "GET").await;
+    assert_eq!(
+        got,
+        "HTTP/1.1 200 OK\r\nserver: Scripted\r\ndate: Mon, 07 Dec 2026 11:00:00 GMT\r\n\
+         x-request-id: upstream-id\r\nset-cookie: a=1\r\nset-cookie: b=2\r\nx-empty: \r\ncontent-length: 4\r\n\r\n",
+        "the upstream's own X-Request-ID is kept, once"
+    );
+    // A HEAD answer keeps the length a GET would have had.
+    assert!(raw_head(&s, "HEAD").await.ends_with("content-length: 4\r\n\r\n"));
+    // hyper (HTTP/2 here) gets the same lines in its map.
+    let tcp = TcpStream::connect(s.proxy.http_addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("http://raw.example.com/").body(Full::new(Bytes::new())).unwrap();
+    let response = sender.send_request(req).await.unwrap();
+    let headers = response.headers();
+    assert_eq!(headers["server"], "Scripted");
+    assert_eq!(headers.get_all("set-cookie").iter().collect::<Vec<_>>(), ["a=1", "b=2"]);
+    assert_eq!(headers.get_all("x-request-id").iter().collect::<Vec<_>>(), ["upstream-id"]);
+    assert_eq!(headers["content-length"], "4");
+    for gone in ["x-secret", "connection", "keep-alive", "proxy-connection", "upgrade"] {
+        assert!(!headers.contains_key(gone), "{gone}: {headers:?}");
+    }
+    assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "body");
+}

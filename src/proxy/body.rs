@@ -27,6 +27,14 @@ impl ProxyBody {
     pub fn empty() -> Self {
         Self::Full(None)
     }
+
+    /// The upstream's header lines still to be written as text (see `upstream::passed`).
+    pub fn passed_headers(&mut self) -> Option<&mut crate::upstream::PassedHeaders> {
+        match self {
+            Self::Upstream(body) => body.passed_headers(),
+            Self::Full(_) => None,
+        }
+    }
 }
 
 impl Body for ProxyBody {

@@ -214,7 +214,11 @@ where
     let service = service_fn(move |req: Request<Incoming>| {
         let proxy = proxy.clone();
         let info = info.clone();
-        async move { Ok::<_, Infallible>(proxy.handle_conn(req.map(Some), client, &info).await) }
+        // hyper writes only the map: the upstream's passed lines go into it.
+        async move {
+            let response = proxy.handle_conn(req.map(Some), client, &info).await;
+            Ok::<_, Infallible>(crate::proxy::observe::headers_in_map(response))
+        }
     });
     watcher.watch(listener.builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
 }

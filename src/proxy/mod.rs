@@ -80,7 +80,7 @@ impl Proxy {
     /// Answers one request of a connection whose listener did not describe it.
     pub async fn handle(&self, req: Request<Incoming>, client: ClientSide) -> Response<ObservedBody> {
         let conn = ConnInfo::new(SocketAddr::new(client.address, 0), client.scheme);
-        self.handle_conn(req.map(Some), client, &conn).await
+        observe::headers_in_map(self.handle_conn(req.map(Some), client, &conn).await)
     }
 
     /// Answers one request; every failure becomes a short plain-text answer here. Each

@@ -20,7 +20,7 @@ use super::body::ProxyBody;
 use super::error::ProxyError;
 use super::request_id::X_REQUEST_ID;
 use crate::metrics::{MethodClass, Metrics, Outcome, RouteMetrics};
-use crate::upstream::{BodyError, UpstreamError};
+use crate::upstream::{BodyError, PassedHeaders, UpstreamError};
 
 /// What the proxy records with, and how much it logs.
 #[derive(Debug, Clone, Default)]
@@ -65,8 +65,11 @@ pub struct Exchange {
 impl Exchange {
     /// Hands the response to the client with `X-Request-ID` set and the body observed.
     pub fn finish(self, response: Response<ProxyBody>, matched: Matched, metrics: &Metrics) -> Response<ObservedBody> {
-        let (mut parts, body) = response.into_parts();
-        if !parts.headers.contains_key(&X_REQUEST_ID) {
+        let (mut parts, mut body) = response.into_parts();
+        // The upstream's own `X-Request-ID` is kept, in the map or among its passed lines.
+        if !parts.headers.contains_key(&X_REQUEST_ID)
+            && !body.passed_headers().is_some_and(|passed| passed.has(X_REQUEST_ID.as_str()))
+        {
             parts.headers.insert(X_REQUEST_ID, self.request_id.clone());
         }
         let record = match &matched.route {
@@ -113,6 +116,23 @@ pub struct ObservedBody {
     body: ProxyBody,
     sent: u64,
     done: Option<Done>,
+}
+
+impl ObservedBody {
+    /// The upstream's header lines still to be written as text (see `upstream::passed`).
+    pub fn passed_headers(&mut self) -> Option<&mut PassedHeaders> {
+        self.body.passed_headers()
+    }
+}
+
+/// The response with all its headers in its map, for a server that writes only the map
+/// (hyper's).
+pub fn headers_in_map(response: Response<ObservedBody>) -> Response<ObservedBody> {
+    let (mut parts, mut body) = response.into_parts();
+    if let Some(passed) = body.passed_headers() {
+        passed.move_into(&mut parts.headers, true);
+    }
+    Response::from_parts(parts, body)
 }
 
 impl Body for ObservedBody {

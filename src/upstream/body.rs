@@ -242,6 +242,15 @@ impl UpstreamBody {
         self.in_flight.as_ref().map(|f| &f.endpoint().authority)
     }
 
+    /// A plain exchange's header lines, not yet in the response's map; `None` for hyper's
+    /// exchanges (whose headers are all in the map) and once the body has ended.
+    pub fn passed_headers(&mut self) -> Option<&mut super::PassedHeaders> {
+        match &mut self.body.inner {
+            Source::Plain(body) => body.passed_headers(),
+            Source::Hyper(_) => None,
+        }
+    }
+
     /// Back to the pool, once the whole body has been read.
     fn release(&mut self) {
         let Some(in_flight) = &self.in_flight else { return };

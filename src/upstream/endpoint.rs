@@ -45,7 +45,7 @@ pub struct Endpoint {
     target: Target,
     /// Idle keep-alive connections: hyper's, and those of plain exchanges.
     pool: Pool<SendRequest<Outgoing>>,
-    plain: Pool<PlainConn>,
+    plain: Pool<Box<PlainConn>>,
     /// What `bind` asked for, in nanoseconds; the pool may keep connections shorter
     /// (`Keep-Alive: timeout`).
     connect_timeout_ns: AtomicU64,
@@ -147,18 +147,18 @@ impl Endpoint {
     }
 
     /// A pooled plain connection that has not expired, if any.
-    pub(super) fn checkout_plain(&self, now: Instant) -> Option<PlainConn> {
+    pub(super) fn checkout_plain(&self, now: Instant) -> Option<Box<PlainConn>> {
         self.plain.checkout(now)
     }
 
     /// A new plain connection, within the connect timeout.
-    pub(super) async fn connect_plain(&self) -> Result<PlainConn, ConnectError> {
+    pub(super) async fn connect_plain(&self) -> Result<Box<PlainConn>, ConnectError> {
         let timeout = Duration::from_nanos(self.connect_timeout_ns.load(Ordering::Relaxed));
-        PlainConn::connect(&self.target, timeout, &self.metrics).await
+        PlainConn::connect(&self.target, timeout, &self.metrics).await.map(Box::new)
     }
 
     /// Takes back a plain connection whose exchange ended cleanly.
-    pub(super) fn put_plain(&self, conn: PlainConn) {
+    pub(super) fn put_plain(&self, conn: Box<PlainConn>) {
         self.plain.push(conn);
     }
 

@@ -8,7 +8,8 @@
 //! `passive` (ejection), `send` (attempts and retries), `body` (idle timeouts, replayable
 //! request bodies), `upgrade` (WebSocket and other tunnels), `policy`/`profile` (what an
 //! Ingress asks for), `plain`/`plain_body` (Lintel's own HTTP/1.1 client for bodiless GET and
-//! HEAD; everything else goes through hyper's), `added` (the `X-Forwarded-*` headers a request
+//! HEAD; everything else goes through hyper's), `passed` (its response's header lines, kept
+//! as text for the client), `added` (the `X-Forwarded-*` headers a request
 //! gets on its way out).
 
 mod added;
@@ -18,6 +19,7 @@ mod connector;
 pub mod endpoint;
 pub mod error;
 pub mod health;
+mod passed;
 pub mod passive;
 mod plain;
 mod plain_body;
@@ -37,6 +39,7 @@ pub use added::AddedHeaders;
 pub use body::UpstreamBody;
 pub use endpoint::Endpoint;
 pub use error::{BodyError, UpstreamError};
+pub use passed::PassedHeaders;
 pub use plain::PlainError;
 /// Whether a request goes to [`send_plain`] rather than [`send`].
 pub use plain::suits as goes_plain;

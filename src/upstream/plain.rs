@@ -13,8 +13,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, Method, Response, StatusCode, Uri, Version};
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -27,6 +26,7 @@ use super::{Group, UpstreamBody};
 use crate::kept_timer::KeptTimer;
 use crate::metrics::{OpenConnection, PoolMetrics};
 
+use super::passed::{PassedHeaders, Seen};
 use super::plain_body::Framing;
 pub use super::plain_body::PlainBody;
 
@@ -83,12 +83,11 @@ pub async fn send(
             Err(PlainError::TimedOut) => return Err(UpstreamError::ResponseTimeout),
             Ok((response, seen)) => {
                 super::send::observe_status(&endpoint, response.status());
-                if seen.keep_alive {
-                    super::send::observe_keep_alive(&endpoint, response.headers());
+                if let Some(seconds) = seen.keep_alive_timeout {
+                    endpoint.announce_keepalive(seconds);
                 }
                 // HTTP/1.1 and no `Connection: close` (a 101 was refused with the head).
-                let keep = response.version() == Version::HTTP_11
-                    && !(seen.connection && super::send::says_close(response.headers()));
+                let keep = response.version() == Version::HTTP_11 && !seen.close;
                 return Ok(response.map(|body| UpstreamBody::plain(body, idle, in_flight, keep)));
             }
             Err(PlainError::ClosedEarly(_)) if pooled && !retried_stale => {
@@ -143,6 +142,8 @@ pub struct PlainConn {
     out: Vec<u8>,
     /// The response deadline's timer, kept armed from one exchange to the next.
     timer: KeptTimer,
+    /// The response's header lines, passed to the client as text; kept for the next response.
+    pub(super) passed: PassedHeaders,
     _open: OpenConnection,
 }
 
@@ -171,6 +172,7 @@ impl PlainConn {
             buf: BytesMut::with_capacity(READ_CHUNK),
             out: Vec::with_capacity(512),
             timer: KeptTimer::default(),
+            passed: PassedHeaders::default(),
             _open: pool.opened(),
         })
     }
@@ -196,7 +198,7 @@ impl PlainConn {
     /// Sends the request and reads the response head by `deadline`; the body is read by
     /// whoever polls the returned response's body, which owns the connection until its end.
     pub async fn exchange(
-        mut self,
+        mut self: Box<Self>,
         req: PlainRequest<'_>,
         deadline: Instant,
     ) -> Result<(Response<PlainBody>, Seen), PlainError> {
@@ -221,17 +223,19 @@ impl PlainConn {
         }
         let mut received = false;
         loop {
-            if let Some(mut head) = self.parse_head()? {
+            if let Some(head) = self.parse_head()? {
                 let framing = framing(req.method, &head)?;
                 if head.seen.transfer_encoding && !matches!(framing, Framing::Length(_)) {
-                    // The length a transfer coding overrides must not reach the client: hyper
-                    // would frame the answer by it, and the client read past or short of it.
-                    head.headers.remove(CONTENT_LENGTH);
+                    // The length a transfer coding overrides must not reach the client: it
+                    // would be framed by it, and read past or short of it.
+                    self.passed.length = None;
                 }
                 let mut response = Response::new(PlainBody::new(self, framing));
                 *response.status_mut() = head.status;
                 *response.version_mut() = head.version;
-                *response.headers_mut() = head.headers;
+                // The upstream's lines travel as text with the body; this map is for the
+                // proxy's own (`X-Request-ID`, `Strict-Transport-Security`).
+                *response.headers_mut() = crate::header_maps::take(2);
                 return Ok((response, head.seen));
             }
             if self.buf.len() >= MAX_HEAD {
@@ -287,71 +291,19 @@ impl PlainConn {
                 continue;
             }
             let version = if parsed.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
-            // Header values share the head's bytes: names are read now, values are cut from
-            // the frozen head below by their offsets.
-            let base = self.buf.as_ptr() as usize;
-            // Inline for the usual handful of headers: no allocation per response.
-            let mut names: smallvec::SmallVec<[(HeaderName, usize, usize); 16]> = smallvec::SmallVec::new();
-            let mut seen = Seen::default();
-            for line in parsed.headers.iter() {
-                let name = crate::header_name::parse(line.name.as_bytes())
-                    .map_err(|_| PlainError::Invalid("bad header name"))?;
-                // Hop-by-hop and no news (most upstreams say it on every answer): left out
-                // here rather than stored, looked up and removed again on the way to the
-                // client. Any other `Connection` stays, for the keep-alive decision and for
-                // the headers it names.
-                if name == CONNECTION && line.value.eq_ignore_ascii_case(b"keep-alive") {
-                    continue;
-                }
-                seen.note(&name);
-                let start = line.value.as_ptr() as usize - base;
-                names.push((name, start, start + line.value.len()));
-            }
-            let bytes = self.buf.split_to(len).freeze();
-            // Room for the `X-Request-ID` the proxy adds, so the map does not grow for it.
-            let mut headers = crate::header_maps::take(names.len() + 1);
-            // Drained, not moved into an iterator: the inline list is most of a kilobyte.
-            for (name, start, end) in names.drain(..) {
-                let value = HeaderValue::from_maybe_shared(bytes.slice(start..end))
-                    .map_err(|_| PlainError::Invalid("bad header value"))?;
-                headers.append(name, value);
-            }
-            return Ok(Some(Head { status, version, headers, seen }));
+            let seen = self.passed.read(parsed.headers)?;
+            self.buf.advance(len);
+            return Ok(Some(Head { status, version, seen }));
         }
     }
 }
 
-/// A final response head.
+/// A final response head; its lines are in the connection's `passed`.
 #[derive(Debug)]
 struct Head {
     status: StatusCode,
     version: Version,
-    headers: HeaderMap,
     seen: Seen,
-}
-
-/// Which of the headers that decide framing and reuse a head carries, noted as its names
-/// are read: a head without them (most) costs no lookups for them.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Seen {
-    transfer_encoding: bool,
-    content_length: bool,
-    connection: bool,
-    keep_alive: bool,
-}
-
-impl Seen {
-    fn note(&mut self, name: &HeaderName) {
-        if *name == TRANSFER_ENCODING {
-            self.transfer_encoding = true;
-        } else if *name == CONTENT_LENGTH {
-            self.content_length = true;
-        } else if *name == CONNECTION {
-            self.connection = true;
-        } else if *name == super::send::KEEP_ALIVE {
-            self.keep_alive = true;
-        }
-    }
 }
 
 /// `METHOD target HTTP/1.1`, the headers as they are, and the blank line.
@@ -375,55 +327,29 @@ fn framing(method: &Method, head: &Head) -> Result<Framing, PlainError> {
     if *method == Method::HEAD || head.status == StatusCode::NO_CONTENT || head.status == StatusCode::NOT_MODIFIED {
         return Ok(Framing::Length(0));
     }
-    let headers = &head.headers;
-    if head.seen.transfer_encoding
-        && let Some(last) = headers.get_all(TRANSFER_ENCODING).iter().next_back()
-    {
-        let chunked = last
-            .as_bytes()
-            .rsplit(|&b| b == b',')
-            .next()
-            .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+    let seen = &head.seen;
+    if seen.transfer_encoding {
         // A length beside a transfer coding is ignored (and the connection not kept).
-        let keep = chunked && !head.seen.content_length;
-        return Ok(if chunked { Framing::chunked(keep) } else { Framing::UntilClose });
+        let keep = seen.chunked && seen.content_length.is_none();
+        return Ok(if seen.chunked { Framing::chunked(keep) } else { Framing::UntilClose });
     }
-    if !head.seen.content_length {
-        return Ok(Framing::UntilClose);
+    match seen.content_length {
+        None => Ok(Framing::UntilClose),
+        Some(Ok(n)) => Ok(Framing::Length(n)),
+        Some(Err(())) => Err(PlainError::Invalid("bad or conflicting Content-Length")),
     }
-    let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let n = parse_length(part.trim_ascii()).ok_or(PlainError::Invalid("bad Content-Length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(PlainError::Invalid("conflicting Content-Length"));
-            }
-            length = Some(n);
-        }
-    }
-    Ok(length.map_or(Framing::UntilClose, Framing::Length))
-}
-
-fn parse_length(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, &d| d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0')))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::{HeaderName, HeaderValue};
 
     fn head(status: u16, headers: &[(&'static str, &'static str)]) -> Head {
-        let mut map = HeaderMap::new();
-        let mut seen = Seen::default();
-        for (name, value) in headers {
-            let name = HeaderName::from_static(name);
-            seen.note(&name);
-            map.append(name, HeaderValue::from_static(value));
-        }
-        Head { status: StatusCode::from_u16(status).unwrap(), version: Version::HTTP_11, headers: map, seen }
+        let lines: Vec<_> =
+            headers.iter().map(|(name, value)| httparse::Header { name, value: value.as_bytes() }).collect();
+        let seen = PassedHeaders::default().read(&lines).unwrap();
+        Head { status: StatusCode::from_u16(status).unwrap(), version: Version::HTTP_11, seen }
     }
 
     #[test]

@@ -48,7 +48,8 @@ impl Framing {
 #[derive(Debug)]
 pub struct PlainBody {
     /// The connection while the body is read; still here at the end when it can be kept.
-    conn: Option<PlainConn>,
+    /// Boxed: the body travels inside the response, moved several times a request.
+    conn: Option<Box<PlainConn>>,
     framing: Framing,
     done: bool,
     /// Cleared when the response said not to keep the connection, or the body failed.
@@ -56,9 +57,14 @@ pub struct PlainBody {
 }
 
 impl PlainBody {
-    pub(super) fn new(conn: PlainConn, framing: Framing) -> Self {
+    pub(super) fn new(conn: Box<PlainConn>, framing: Framing) -> Self {
         let done = framing == Framing::Length(0);
         Self { conn: Some(conn), framing, done, reuse: true }
+    }
+
+    /// The response's header lines, while the connection is here (until the body ends).
+    pub fn passed_headers(&mut self) -> Option<&mut super::PassedHeaders> {
+        self.conn.as_mut().map(|conn| &mut conn.passed)
     }
 
     /// The connection is closed at the end instead of kept.
@@ -68,7 +74,7 @@ impl PlainBody {
 
     /// The connection, once the body has ended cleanly and its framing lets it carry another
     /// request.
-    pub fn take_reusable(&mut self) -> Option<PlainConn> {
+    pub fn take_reusable(&mut self) -> Option<Box<PlainConn>> {
         let keep = match self.framing {
             Framing::Length(_) => true,
             Framing::Chunked { keep, .. } => keep,

@@ -33,6 +33,12 @@ pub trait Pooled: Send + 'static {
     fn is_usable(&mut self) -> bool;
 }
 
+impl<T: Pooled> Pooled for Box<T> {
+    fn is_usable(&mut self) -> bool {
+        T::is_usable(self)
+    }
+}
+
 impl Pooled for SendRequest<Outgoing> {
     fn is_usable(&mut self) -> bool {
         !self.is_closed()

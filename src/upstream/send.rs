@@ -274,15 +274,14 @@ pub(super) fn observe_status(endpoint: &Endpoint, status: StatusCode) {
 
 /// The keep-alive timeout an upstream announces, so idle connections are dropped before it.
 pub(super) fn observe_keep_alive(endpoint: &Endpoint, headers: &http::HeaderMap) {
-    if let Some(seconds) = headers.get(KEEP_ALIVE).and_then(keepalive_timeout) {
+    if let Some(seconds) = headers.get(KEEP_ALIVE).and_then(|v| keepalive_timeout(v.as_bytes())) {
         endpoint.announce_keepalive(seconds);
     }
 }
 
 /// `timeout=N` from a `Keep-Alive` header.
-fn keepalive_timeout(value: &http::HeaderValue) -> Option<u64> {
-    value
-        .to_str()
+pub(super) fn keepalive_timeout(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value)
         .ok()?
         .split(',')
         .filter_map(|p| p.trim().split_once('='))
@@ -360,7 +359,7 @@ mod tests {
 
     #[test]
     fn keepalive_timeout_is_read_from_the_header() {
-        let v = |s: &'static str| keepalive_timeout(&http::HeaderValue::from_static(s));
+        let v = |s: &'static str| keepalive_timeout(s.as_bytes());
         assert_eq!(v("timeout=5, max=100"), Some(5));
         assert_eq!(v("max=100,Timeout=2"), Some(2));
         assert_eq!(v("max=100"), None);

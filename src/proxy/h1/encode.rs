@@ -27,7 +27,7 @@ pub(super) fn head(
     out: &mut Vec<u8>,
     method: &Method,
     parts: &http::response::Parts,
-    body: &ObservedBody,
+    body: &mut ObservedBody,
     close: bool,
 ) -> Framing {
     let status = parts.status;
@@ -41,6 +41,17 @@ pub(super) fn head(
     out.extend_from_slice(b"\r\n");
     let mut length = None;
     let mut dated = false;
+    // The upstream's lines, as text (a plain exchange's); the map holds the proxy's own.
+    if let Some(passed) = body.passed_headers() {
+        passed.write_to(out, &parts.headers);
+        dated = passed.dated();
+        if head_request || !end {
+            length = passed.length();
+            if let Some(n) = length {
+                length_line(out, n);
+            }
+        }
+    }
     for (name, value) in &parts.headers {
         if *name == CONTENT_LENGTH {
             // One length only; an empty body of a non-HEAD answer says 0 below instead.

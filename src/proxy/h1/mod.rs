@@ -141,7 +141,7 @@ where
         let close = conn.shutdown.is_cancelled();
         let (parts, mut body) = response.into_parts();
         out.clear();
-        let framing = encode::head(&mut out, &method, &parts, &body, close);
+        let framing = encode::head(&mut out, &method, &parts, &mut body, close);
         crate::header_maps::give(parts.headers);
         let sent = if framing == Framing::None {
             drop(body);
