@@ -92,7 +92,11 @@ impl Proxy {
         conn: &ConnInfo,
     ) -> Response<ObservedBody> {
         let started = Instant::now();
-        let request_id = request_id::ensure(req.headers_mut());
+        let (request_id, generated) = request_id::ensure(req.headers_mut());
+        let mut added = upstream::AddedHeaders::default();
+        if generated {
+            added.push(request_id::X_REQUEST_ID, request_id.clone());
+        }
         let method = MethodClass::of(req.method());
         let log = self.observe.access_log.sampled().then(|| Box::new(Entry::new(&req, client, conn, &request_id)));
         let exchange = Exchange { started, method, request_id, log };
@@ -100,7 +104,7 @@ impl Proxy {
         if req.body().as_ref().is_some_and(|body| !http_body::Body::is_end_stream(body)) {
             matched.bytes_in = Some(std::sync::Arc::default());
         }
-        let response = match self.forward(req, client, &mut matched).await {
+        let response = match self.forward(req, client, &mut matched, &mut added).await {
             Ok(response) => response,
             Err(err) => {
                 match err.side() {
@@ -121,6 +125,7 @@ impl Proxy {
         mut req: Request<ClientBody>,
         client: ClientSide,
         matched: &mut Matched,
+        added: &mut upstream::AddedHeaders,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let host = request::check(&req)?;
         let path = normalize::normalize_path(req.uri().path())?;
@@ -167,14 +172,13 @@ impl Proxy {
             std::borrow::Cow::Borrowed(_) => None,
             std::borrow::Cow::Owned(p) => Some(p),
         };
-        let mut added = upstream::AddedHeaders::default();
-        let upgrade = forward::upstream_request(&mut req, path.as_deref(), client, &host, &mut added)
+        let upgrade = forward::upstream_request(&mut req, path.as_deref(), client, &host, added)
             .map_err(|_| ProxyError::BadHost)?;
         let has_body = req.body().as_ref().is_some_and(|body| !http_body::Body::is_end_stream(body));
         // tokio's clock: the plain exchange takes its deadline and pool check from it.
         let sent = tokio::time::Instant::now();
         let response = if upstream::goes_plain(req.method(), has_body, upgrade) {
-            let response = upstream::send_plain(&group, &policy.upstream, &req, &added, sent).await?;
+            let response = upstream::send_plain(&group, &policy.upstream, &req, added, sent).await?;
             crate::header_maps::give(std::mem::take(req.headers_mut()));
             response
         } else {
@@ -184,7 +188,7 @@ impl Proxy {
                 req.extensions_mut().insert(self.tunnels.clone());
             }
             // Boxed: this future is large, and the common case should not carry its size.
-            Box::pin(upstream::send(&group, &policy.upstream, req, added, upgrade)).await?
+            Box::pin(upstream::send(&group, &policy.upstream, req, std::mem::take(added), upgrade)).await?
         };
         let took = sent.elapsed();
         matched.upstream = response.body().endpoint().cloned();

@@ -63,20 +63,19 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// Hands the response to the client with `X-Request-ID` set and the body observed.
+    /// Hands the response to the client with the body observed. Its `X-Request-ID` goes with
+    /// the body, for the server to write (`ObservedBody::request_id`): inserting it into the
+    /// map cost a hash and an insert a request.
     pub fn finish(self, response: Response<ProxyBody>, matched: Matched, metrics: &Metrics) -> Response<ObservedBody> {
-        let (mut parts, mut body) = response.into_parts();
+        let (parts, mut body) = response.into_parts();
         // The upstream's own `X-Request-ID` is kept, in the map or among its passed lines.
-        if !parts.headers.contains_key(&X_REQUEST_ID)
-            && !body.passed_headers().is_some_and(|passed| passed.has(X_REQUEST_ID.as_str()))
-        {
-            parts.headers.insert(X_REQUEST_ID, self.request_id.clone());
-        }
+        let return_id = !parts.headers.contains_key(&X_REQUEST_ID)
+            && !body.passed_headers().is_some_and(|passed| passed.has(X_REQUEST_ID.as_str()));
         let record = match &matched.route {
             Some(route) => route.clone(),
             None => metrics.unrouted().clone(),
         };
-        let done = Done { status: parts.status.as_u16(), exchange: self, matched, record };
+        let done = Done { status: parts.status.as_u16(), exchange: self, matched, record, return_id };
         Response::from_parts(parts, ObservedBody { body, sent: 0, done: Some(done) })
     }
 }
@@ -108,6 +107,8 @@ struct Done {
     exchange: Exchange,
     matched: Matched,
     record: Arc<RouteMetrics>,
+    /// The response has no `X-Request-ID` of its own: the server writes the request's.
+    return_id: bool,
 }
 
 /// The response body as the client gets it; records the request when dropped.
@@ -123,14 +124,23 @@ impl ObservedBody {
     pub fn passed_headers(&mut self) -> Option<&mut PassedHeaders> {
         self.body.passed_headers()
     }
+
+    /// The `X-Request-ID` the server writes with the response's headers, if it has none.
+    pub fn request_id(&self) -> Option<&HeaderValue> {
+        self.done.as_ref().filter(|done| done.return_id).map(|done| &done.exchange.request_id)
+    }
 }
 
-/// The response with all its headers in its map, for a server that writes only the map
-/// (hyper's).
+/// The response with all its headers in its map (the upstream's passed lines, the request
+/// id), for a server that writes only the map (hyper's).
 pub fn headers_in_map(response: Response<ObservedBody>) -> Response<ObservedBody> {
     let (mut parts, mut body) = response.into_parts();
     if let Some(passed) = body.passed_headers() {
         passed.move_into(&mut parts.headers, true);
+    }
+    if let Some(done) = body.done.as_mut().filter(|done| done.return_id) {
+        done.return_id = false;
+        parts.headers.insert(X_REQUEST_ID, done.exchange.request_id.clone());
     }
     Response::from_parts(parts, body)
 }

@@ -9,17 +9,17 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Longest client-sent id kept; longer ones are replaced.
 const MAX_LEN: usize = 128;
 
-/// Makes sure `headers` carries exactly one usable request id, and returns it.
-pub fn ensure(headers: &mut HeaderMap) -> HeaderValue {
-    if let Some(id) = headers.get(&X_REQUEST_ID)
-        && is_sane(id)
-        && headers.get_all(&X_REQUEST_ID).iter().count() == 1
-    {
-        return id.clone();
+/// The request's id: the client's, left in `headers`, when it sent exactly one usable one;
+/// otherwise a new one (`true`), with whatever the client sent removed: the caller adds it
+/// to the upstream request beside the map (see `AddedHeaders`), which costs no insert.
+pub fn ensure(headers: &mut HeaderMap) -> (HeaderValue, bool) {
+    if let Some(id) = headers.get(&X_REQUEST_ID) {
+        if is_sane(id) && headers.get_all(&X_REQUEST_ID).iter().count() == 1 {
+            return (id.clone(), false);
+        }
+        headers.remove(&X_REQUEST_ID);
     }
-    let id = generate();
-    headers.insert(X_REQUEST_ID, id.clone());
-    id
+    (generate(), true)
 }
 
 fn is_sane(id: &HeaderValue) -> bool {
@@ -49,24 +49,27 @@ mod tests {
     fn keeps_a_sane_client_id() {
         let mut h = HeaderMap::new();
         h.insert(X_REQUEST_ID, HeaderValue::from_static("abc-123"));
-        assert_eq!(ensure(&mut h), "abc-123");
+        assert_eq!(ensure(&mut h), (HeaderValue::from_static("abc-123"), false));
+        assert_eq!(h[&X_REQUEST_ID], "abc-123", "it goes upstream as the client sent it");
     }
 
     #[test]
     fn generates_when_absent_or_unusable() {
         let mut h = HeaderMap::new();
-        let id = ensure(&mut h);
+        let (id, generated) = ensure(&mut h);
+        assert!(generated);
         assert_eq!(id.len(), 32);
         assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit));
-        assert_eq!(h[&X_REQUEST_ID], id);
+        assert!(h.is_empty(), "the caller adds it");
         let mut h = HeaderMap::new();
         h.insert(X_REQUEST_ID, HeaderValue::from_static("has space"));
-        assert_ne!(ensure(&mut h), "has space");
+        assert_ne!(ensure(&mut h).0, "has space");
+        assert!(h.is_empty());
         let mut h = HeaderMap::new();
         h.append(X_REQUEST_ID, HeaderValue::from_static("a"));
         h.append(X_REQUEST_ID, HeaderValue::from_static("b"));
-        ensure(&mut h);
-        assert_eq!(h.get_all(&X_REQUEST_ID).iter().count(), 1);
+        assert!(ensure(&mut h).1);
+        assert!(h.is_empty());
     }
 
     #[test]

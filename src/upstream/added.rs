@@ -1,4 +1,5 @@
-//! Headers the proxy adds to a request on its way upstream (`X-Forwarded-*`, `X-Real-IP`),
+//! Headers the proxy adds to a request on its way upstream (`X-Forwarded-*`, `X-Real-IP`, a
+//! generated `X-Request-ID`),
 //! kept beside the request's header map rather than in it: the plain exchange writes them
 //! straight after the client's headers, hyper's path inserts them. Inserting five names into a
 //! map parsed with room for the client's few headers rehashed it into a bigger one on every
@@ -7,7 +8,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// At most this many headers are added.
-const MAX: usize = 5;
+const MAX: usize = 6;
 
 #[derive(Debug, Clone, Default)]
 pub struct AddedHeaders {
@@ -15,7 +16,7 @@ pub struct AddedHeaders {
 }
 
 impl AddedHeaders {
-    /// Adds `name: value`; the caller has removed any `name` the client sent. Past the fifth,
+    /// Adds `name: value`; the caller has removed any `name` the client sent. Past the sixth,
     /// a header is dropped (no caller adds more).
     pub fn push(&mut self, name: HeaderName, value: HeaderValue) {
         if let Some(slot) = self.pairs.iter_mut().find(|p| p.is_none()) {
