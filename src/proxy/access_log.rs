@@ -7,13 +7,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderValue, Method, Request, Version, header};
+use http::{Method, Request, Version, header};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::conn::ConnInfo;
 use super::forward::ClientSide;
 use super::observe::Matched;
 use crate::metrics::Outcome;
+use crate::upstream::AddedValue;
 
 /// `access-log` in the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,13 +101,13 @@ pub struct Entry {
     method: Method,
     path: String,
     protocol: Version,
-    request_id: HeaderValue,
+    request_id: AddedValue,
     tls_version: &'static str,
     sni: Option<Arc<str>>,
 }
 
 impl Entry {
-    pub fn new<B>(req: &Request<B>, client: ClientSide, conn: &ConnInfo, request_id: &HeaderValue) -> Self {
+    pub fn new<B>(req: &Request<B>, client: ClientSide, conn: &ConnInfo, request_id: &AddedValue) -> Self {
         let host = match req.uri().authority() {
             Some(authority) => authority.as_str().to_owned(),
             None => req

@@ -20,7 +20,7 @@ use super::body::ProxyBody;
 use super::error::ProxyError;
 use super::request_id::X_REQUEST_ID;
 use crate::metrics::{MethodClass, Metrics, Outcome, RouteMetrics};
-use crate::upstream::{BodyError, PassedHeaders, UpstreamError};
+use crate::upstream::{AddedValue, BodyError, PassedHeaders, UpstreamError};
 
 /// What the proxy records with, and how much it logs.
 #[derive(Debug, Clone, Default)]
@@ -57,7 +57,7 @@ impl Matched {
 pub struct Exchange {
     pub started: Instant,
     pub method: MethodClass,
-    pub request_id: HeaderValue,
+    pub request_id: AddedValue,
     /// Present when this request is logged.
     pub log: Option<Box<Entry>>,
 }
@@ -126,8 +126,8 @@ impl ObservedBody {
     }
 
     /// The `X-Request-ID` the server writes with the response's headers, if it has none.
-    pub fn request_id(&self) -> Option<&HeaderValue> {
-        self.done.as_ref().filter(|done| done.return_id).map(|done| &done.exchange.request_id)
+    pub fn request_id(&self) -> Option<&[u8]> {
+        self.done.as_ref().filter(|done| done.return_id).map(|done| done.exchange.request_id.as_bytes())
     }
 }
 
@@ -140,7 +140,7 @@ pub fn headers_in_map(response: Response<ObservedBody>) -> Response<ObservedBody
     }
     if let Some(done) = body.done.as_mut().filter(|done| done.return_id) {
         done.return_id = false;
-        parts.headers.insert(X_REQUEST_ID, done.exchange.request_id.clone());
+        parts.headers.insert(X_REQUEST_ID, done.exchange.request_id.to_header_value());
     }
     Response::from_parts(parts, body)
 }

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use http::uri::Authority;
 
-pub use added::AddedHeaders;
+pub use added::{AddedHeaders, AddedValue};
 pub use body::UpstreamBody;
 pub use endpoint::Endpoint;
 pub use error::{BodyError, UpstreamError};

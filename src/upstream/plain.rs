@@ -313,10 +313,11 @@ fn write_head(out: &mut Vec<u8>, req: &PlainRequest<'_>) {
     let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in req.headers.iter().chain(req.added.iter()) {
+    let headers = req.headers.iter().map(|(name, value)| (name, value.as_bytes()));
+    for (name, value) in headers.chain(req.added.iter()) {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -382,7 +383,7 @@ mod tests {
         headers.append("x-many", HeaderValue::from_static("2"));
         let uri = Uri::from_static("/p?q=1");
         let mut added = crate::upstream::AddedHeaders::default();
-        added.push(HeaderName::from_static("x-real-ip"), HeaderValue::from_static("192.0.2.1"));
+        added.push(HeaderName::from_static("x-real-ip"), crate::upstream::AddedValue::inline(b"192.0.2.1").unwrap());
         let mut out = Vec::new();
         write_head(&mut out, &PlainRequest { method: &Method::HEAD, uri: &uri, headers: &headers, added: &added });
         assert_eq!(

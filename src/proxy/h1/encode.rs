@@ -69,7 +69,7 @@ pub(super) fn head(
         line(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if let Some(id) = body.request_id() {
-        line(out, b"x-request-id", id.as_bytes());
+        line(out, b"x-request-id", id);
     }
     if !dated {
         out.extend_from_slice(b"date: ");
