@@ -12,8 +12,6 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::plain::PlainError;
-
 /// The lines of a response head that pass to the client, with what was read from the rest.
 #[derive(Debug, Default)]
 pub struct PassedHeaders {
@@ -79,10 +77,11 @@ impl Kind {
 
 impl PassedHeaders {
     /// Reads a parsed head's lines: what `Seen` holds, and the text of the rest, minus any
-    /// header `Connection` names.
+    /// header `Connection` names. Nothing here can fail: httparse has checked that names are
+    /// tokens and values hold no control bytes (the bytes `HeaderValue` refuses too).
     // Not inlined: in the plain exchange's future it made the proxy's too large to inline.
     #[inline(never)]
-    pub(super) fn read(&mut self, lines: &[httparse::Header<'_>]) -> Result<Seen, PlainError> {
+    pub(super) fn read(&mut self, lines: &[httparse::Header<'_>]) -> Seen {
         self.text.clear();
         self.index.clear();
         self.length = None;
@@ -142,7 +141,7 @@ impl PassedHeaders {
         if listed {
             self.drop_listed(lines);
         }
-        Ok(seen)
+        seen
     }
 
     fn push(&mut self, name: &[u8], value: &[u8]) {

@@ -213,6 +213,11 @@ impl Spawner<'_> {
                         let kind = watch_error_kind(&err);
                         metrics.api_error(kind);
                         health.error(&err);
+                        // Counted now, not after the backoff below: a watch that broke has
+                        // restarted as far as anyone reading the metric is concerned.
+                        if health.take_restart() {
+                            metrics.watch_restart(resource);
+                        }
                         // A second 410 soon after the first is an API server in trouble, not
                         // compaction: it waits like any failure, so relists do not spin.
                         let gone = kind == "gone";
