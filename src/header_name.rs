@@ -1,5 +1,5 @@
-//! Header names read off the wire, by both HTTP/1.1 parsers (the own server's and the plain
-//! client's). The names nearly every request and response carry, written the usual two ways,
+//! Header names read off the wire by the own HTTP/1.1 server's parser (the plain client passes
+//! a response's names on as text, see `upstream::passed`). The names nearly every request and response carry, written the usual two ways,
 //! are recognised by length and bytes; anything else goes through `HeaderName::from_bytes`,
 //! which lowercases into a scratch buffer and matches against every standard name (about 120
 //! instructions a name, several times per request).

@@ -4,8 +4,8 @@
 //! Why not hyper's client for these: its connection runs in a task of its own, so every
 //! request crosses two channels and two task wake-ups, and the head is copied for a possible
 //! retry. Here the head is written from the headers as they are (a retry writes them again),
-//! the response head is parsed in place (httparse, header values sharing one buffer), and the
-//! body is read from the socket by whoever polls it. Everything else (bodies, upgrades) still
+//! the response head is parsed in place (httparse) and its lines kept as text for the client
+//! (`passed`), and the body is read from the socket by whoever polls it. Everything else (bodies, upgrades) still
 //! goes through hyper.
 
 use std::io;
