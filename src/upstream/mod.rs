@@ -26,6 +26,7 @@ mod plain_body;
 pub mod policy;
 mod pool;
 pub mod profile;
+mod response_head;
 mod send;
 mod upgrade;
 

@@ -12,6 +12,8 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use super::response_head::Line;
+
 /// The lines of a response head that pass to the client, with what was read from the rest.
 #[derive(Debug, Default)]
 pub struct PassedHeaders {
@@ -26,6 +28,8 @@ pub struct PassedHeaders {
     pub(super) length: Option<u64>,
     /// Whether a `Date` passes (the server adds one otherwise).
     dated: bool,
+    /// Names a `Connection` line lists besides its usual tokens, lowercased: rare.
+    listed: Vec<Vec<u8>>,
 }
 
 /// What the proxy reads from a head's lines for framing and reuse.
@@ -76,72 +80,100 @@ impl Kind {
 }
 
 impl PassedHeaders {
-    /// Reads a parsed head's lines: what `Seen` holds, and the text of the rest, minus any
-    /// header `Connection` names. Nothing here can fail: httparse has checked that names are
-    /// tokens and values hold no control bytes (the bytes `HeaderValue` refuses too).
-    // Not inlined: in the plain exchange's future it made the proxy's too large to inline.
-    #[inline(never)]
-    pub(super) fn read(&mut self, lines: &[httparse::Header<'_>]) -> Seen {
+    /// Forgets the last head's lines, for the next head's.
+    pub(super) fn begin(&mut self) {
         self.text.clear();
         self.index.clear();
+        self.listed.clear();
         self.length = None;
         self.dated = false;
-        let mut seen = Seen::default();
-        // Names a `Connection` line lists besides its usual tokens: rare, so only noted here.
-        let mut listed = false;
-        for line in lines {
-            let value = line.value;
-            match Kind::of(line.name.as_bytes()) {
-                Kind::Connection => {
-                    // `keep-alive` alone (nginx says it on every answer) needs no splitting.
-                    if value.eq_ignore_ascii_case(b"keep-alive") {
-                        continue;
-                    }
-                    for token in connection_tokens(value) {
-                        if token.eq_ignore_ascii_case(b"close") {
-                            seen.close = true;
-                        } else if !token.eq_ignore_ascii_case(b"keep-alive") && !token.eq_ignore_ascii_case(b"upgrade")
-                        {
-                            listed = true;
-                        }
-                    }
+    }
+
+    /// Reads one line of a head: into `seen` if the proxy acts on it, else into the text.
+    /// Nothing here can fail: the head's parser has checked that names are tokens and values
+    /// hold no control bytes (the bytes `HeaderValue` refuses too).
+    #[inline]
+    pub(super) fn take(&mut self, seen: &mut Seen, line: Line<'_>) {
+        let value = line.value;
+        match Kind::of(line.name) {
+            Kind::Connection => {
+                // `keep-alive` alone (nginx says it on every answer) needs no splitting.
+                if value.eq_ignore_ascii_case(b"keep-alive") {
+                    return;
                 }
-                Kind::KeepAlive => {
-                    if seen.keep_alive_timeout.is_none() {
-                        seen.keep_alive_timeout = super::send::keepalive_timeout(value);
+                for token in connection_tokens(value) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        seen.close = true;
+                    } else if !token.eq_ignore_ascii_case(b"keep-alive") && !token.eq_ignore_ascii_case(b"upgrade") {
+                        // Rare: noted here, and the lines it names dropped at the end.
+                        self.listed.push(token.to_ascii_lowercase());
                     }
                 }
-                Kind::TransferEncoding => {
-                    seen.transfer_encoding = true;
-                    seen.chunked = value
-                        .rsplit(|&b| b == b',')
-                        .next()
-                        .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-                }
-                Kind::ContentLength => {
-                    for part in value.split(|&b| b == b',') {
-                        seen.content_length = Some(match (seen.content_length, parse_length(part.trim_ascii())) {
-                            (None, Some(n)) => Ok(n),
-                            (Some(Ok(m)), Some(n)) if m == n => Ok(n),
-                            _ => Err(()),
-                        });
-                    }
-                    if self.length.is_none() && value.iter().all(u8::is_ascii_digit) {
-                        self.length = parse_length(value);
-                    }
-                }
-                Kind::HopByHop => {}
-                Kind::Date => {
-                    self.dated = true;
-                    self.push(line.name.as_bytes(), value);
-                }
-                Kind::Other => self.push(line.name.as_bytes(), value),
             }
+            Kind::KeepAlive => {
+                if seen.keep_alive_timeout.is_none() {
+                    seen.keep_alive_timeout = super::send::keepalive_timeout(value);
+                }
+            }
+            Kind::TransferEncoding => {
+                seen.transfer_encoding = true;
+                seen.chunked = value
+                    .rsplit(|&b| b == b',')
+                    .next()
+                    .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            }
+            Kind::ContentLength => {
+                for part in value.split(|&b| b == b',') {
+                    seen.content_length = Some(match (seen.content_length, parse_length(part.trim_ascii())) {
+                        (None, Some(n)) => Ok(n),
+                        (Some(Ok(m)), Some(n)) if m == n => Ok(n),
+                        _ => Err(()),
+                    });
+                }
+                if self.length.is_none() && value.iter().all(u8::is_ascii_digit) {
+                    self.length = parse_length(value);
+                }
+            }
+            Kind::HopByHop => {}
+            Kind::Date => {
+                self.dated = true;
+                self.push_line(line);
+            }
+            Kind::Other => self.push_line(line),
         }
-        if listed {
-            self.drop_listed(lines);
+    }
+
+    /// After a head's last line: drops the lines a `Connection` line named.
+    pub(super) fn end(&mut self) {
+        if !self.listed.is_empty() {
+            self.drop_listed();
         }
+    }
+
+    /// Reads a whole head's lines (`begin`, `take` each, `end`).
+    #[cfg(test)]
+    pub(super) fn read<'a>(&mut self, lines: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Seen {
+        self.begin();
+        let mut seen = Seen::default();
+        for (name, value) in lines {
+            let raw = [name, b": ", value, b"\r\n"].concat();
+            self.take(&mut seen, Line { name, value, raw: &raw });
+        }
+        self.end();
         seen
+    }
+
+    /// A line as it came when it reads `name: value\r\n` (one copy), else rebuilt so.
+    fn push_line(&mut self, line: Line<'_>) {
+        if !line.is_canonical() {
+            return self.push(line.name, line.value);
+        }
+        let start = self.text.len();
+        self.index.push((start as u32, line.name.len() as u32));
+        self.text.extend_from_slice(line.raw);
+        if let Some(name) = self.text.get_mut(start..start + line.name.len()) {
+            name.make_ascii_lowercase();
+        }
     }
 
     fn push(&mut self, name: &[u8], value: &[u8]) {
@@ -157,11 +189,8 @@ impl PassedHeaders {
     }
 
     /// Removes the lines whose names a `Connection` line lists (they are for this hop only).
-    fn drop_listed(&mut self, lines: &[httparse::Header<'_>]) {
-        let mut names: Vec<Vec<u8>> = Vec::new();
-        for line in lines.iter().filter(|l| Kind::of(l.name.as_bytes()) == Kind::Connection) {
-            names.extend(connection_tokens(line.value).map(<[u8]>::to_ascii_lowercase));
-        }
+    fn drop_listed(&mut self) {
+        let names = std::mem::take(&mut self.listed);
         if names.iter().any(|n| n == b"content-length") {
             self.length = None;
         }
@@ -174,6 +203,7 @@ impl PassedHeaders {
                 self.push(name, value);
             }
         }
+        self.listed = names;
     }
 
     /// The lines as `(name, value)`, names lowercased.
@@ -242,10 +272,7 @@ impl PassedHeaders {
             merged.append(name, value);
         }
         *headers = merged;
-        self.text.clear();
-        self.index.clear();
-        self.length = None;
-        self.dated = false;
+        self.begin();
     }
 }
 

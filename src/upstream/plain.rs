@@ -4,8 +4,8 @@
 //! Why not hyper's client for these: its connection runs in a task of its own, so every
 //! request crosses two channels and two task wake-ups, and the head is copied for a possible
 //! retry. Here the head is written from the headers as they are (a retry writes them again),
-//! the response head is parsed in place (httparse) and its lines kept as text for the client
-//! (`passed`), and the body is read from the socket by whoever polls it. Everything else (bodies, upgrades) still
+//! the response head is parsed in place (`response_head`) and its lines kept as text for
+//! the client (`passed`), and the body is read from the socket by whoever polls it. Everything else (bodies, upgrades) still
 //! goes through hyper.
 
 use std::io;
@@ -29,6 +29,7 @@ use crate::metrics::{OpenConnection, PoolMetrics};
 use super::passed::{PassedHeaders, Seen};
 use super::plain_body::Framing;
 pub use super::plain_body::PlainBody;
+use super::response_head::{self, Parsed};
 
 /// Response heads larger than this are refused (hyper's client allowed about as much).
 const MAX_HEAD: usize = 64 * 1024;
@@ -271,17 +272,15 @@ impl PlainConn {
             if self.buf.is_empty() {
                 return Ok(None);
             }
-            // Uninitialised: filling 100 empty headers per call cost more than the parse.
-            let mut lines = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-            let mut parsed = httparse::Response::new(&mut []);
-            let config = httparse::ParserConfig::default();
-            let len = match config.parse_response_with_uninit_headers(&mut parsed, &self.buf, &mut lines) {
-                Ok(httparse::Status::Complete(len)) => len,
-                Ok(httparse::Status::Partial) => return Ok(None),
-                Err(httparse::Error::TooManyHeaders) => return Err(PlainError::Invalid("too many header lines")),
-                Err(_) => return Err(PlainError::Invalid("malformed response head")),
+            let mut seen = Seen::default();
+            let passed = &mut self.passed;
+            passed.begin();
+            let parsed = response_head::parse(&self.buf, MAX_HEADERS, |line| passed.take(&mut seen, line));
+            let (len, version, code) = match parsed {
+                Ok(Parsed::Complete { len, version, code }) => (len, version, code),
+                Ok(Parsed::Partial) => return Ok(None),
+                Err(err) => return Err(PlainError::Invalid(err.reason())),
             };
-            let code = parsed.code.unwrap_or(0);
             let status = StatusCode::from_u16(code).map_err(|_| PlainError::Invalid("bad status code"))?;
             if status == StatusCode::SWITCHING_PROTOCOLS {
                 return Err(PlainError::Invalid("101 to a request that did not ask to switch"));
@@ -290,8 +289,8 @@ impl PlainConn {
                 self.buf.advance(len);
                 continue;
             }
-            let version = if parsed.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
-            let seen = self.passed.read(parsed.headers);
+            let version = if version == 0 { Version::HTTP_10 } else { Version::HTTP_11 };
+            self.passed.end();
             self.buf.advance(len);
             return Ok(Some(Head { status, version, seen }));
         }
@@ -347,9 +346,8 @@ mod tests {
     use http::{HeaderName, HeaderValue};
 
     fn head(status: u16, headers: &[(&'static str, &'static str)]) -> Head {
-        let lines: Vec<_> =
-            headers.iter().map(|(name, value)| httparse::Header { name, value: value.as_bytes() }).collect();
-        let seen = PassedHeaders::default().read(&lines);
+        let seen =
+            PassedHeaders::default().read(headers.iter().map(|(name, value)| (name.as_bytes(), value.as_bytes())));
         Head { status: StatusCode::from_u16(status).unwrap(), version: Version::HTTP_11, seen }
     }
 

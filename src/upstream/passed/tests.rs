@@ -1,9 +1,8 @@
 use super::*;
 
 fn read(lines: &[(&'static str, &'static str)]) -> (PassedHeaders, Seen) {
-    let lines: Vec<_> = lines.iter().map(|(name, value)| httparse::Header { name, value: value.as_bytes() }).collect();
     let mut passed = PassedHeaders::default();
-    let seen = passed.read(&lines);
+    let seen = passed.read(lines.iter().map(|(name, value)| (name.as_bytes(), value.as_bytes())));
     (passed, seen)
 }
 
@@ -124,4 +123,19 @@ fn moved_into_a_map_the_lines_come_first_and_the_map_wins() {
         ]
     );
     assert!(passed.lines().next().is_none() && passed.length().is_none(), "nothing is left to write twice");
+}
+
+#[test]
+fn lines_as_they_came_are_written_the_proxys_way() {
+    let head =
+        b"HTTP/1.1 200 OK\r\nServer: nginx\r\nX-A:tight\r\nX-B:\t spaced \t\r\nX-Bare: lf\nX-Empty:\r\nX-Sp: \r\n\r\n";
+    let mut passed = PassedHeaders::default();
+    let mut seen = Seen::default();
+    passed.begin();
+    let parsed = super::super::response_head::parse(head, 100, |line| passed.take(&mut seen, line)).unwrap();
+    passed.end();
+    assert!(matches!(parsed, super::super::response_head::Parsed::Complete { len, .. } if len == head.len()));
+    assert_eq!(text(&passed), "server: nginx\r\nx-a: tight\r\nx-b: spaced\r\nx-bare: lf\r\nx-empty: \r\nx-sp: \r\n");
+    let names: Vec<_> = passed.lines().map(|(name, _)| name.to_vec()).collect();
+    assert_eq!(names, [&b"server"[..], b"x-a", b"x-b", b"x-bare", b"x-empty", b"x-sp"]);
 }
