@@ -183,6 +183,28 @@ async fn chunked_answers_cut_into_single_bytes_arrive_whole_and_keep_the_connect
     assert!(heads[0].contains("host: raw.example.com\r\n") && heads[0].contains("x-forwarded-for: 127.0.0.1\r\n"));
 }
 
+/// A small answer usually arrives whole with its head (the server copies its body straight
+/// behind the head); a larger one, or one in pieces, is streamed: both whole, on one connection.
+#[tokio::test]
+async fn length_answers_whole_or_in_pieces_arrive_whole_and_keep_the_connection() {
+    let big = "x".repeat(40_000);
+    let s = site(vec![
+        reply("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst"),
+        reply(&format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{big}", big.len())),
+        reply("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond").bytewise(),
+        reply("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlast"),
+    ])
+    .await;
+    let c = client();
+    for expected in ["first", &big, "second", "last"] {
+        let (status, headers, body) = request(&c, &s, Method::GET, "/a").await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(body, expected.as_bytes());
+        assert_eq!(headers["content-length"], expected.len().to_string());
+    }
+    assert_eq!(s.script.accepted.load(Ordering::SeqCst), 1, "one upstream connection carried all four");
+}
+
 #[tokio::test]
 async fn a_length_beside_a_transfer_coding_is_not_passed_on() {
     let s = site(vec![

@@ -37,6 +37,21 @@ impl ProxyBody {
     }
 }
 
+impl ProxyBody {
+    /// The rest of the body appended to `out` when it is all at hand and at most `max`
+    /// bytes, without a frame; its length, or `None` when it must be polled.
+    pub fn take_buffered_rest(&mut self, out: &mut Vec<u8>, max: usize) -> Option<usize> {
+        match self {
+            Self::Upstream(body) => body.take_buffered_rest(out, max),
+            Self::Full(data) => {
+                let data = data.take_if(|data| data.len() <= max)?;
+                out.extend_from_slice(&data);
+                Some(data.len())
+            }
+        }
+    }
+}
+
 impl Body for ProxyBody {
     type Data = Bytes;
     type Error = BodyError;

@@ -99,8 +99,8 @@ impl Proxy {
         }
         let method = MethodClass::of(req.method());
         let log = self.observe.access_log.sampled().then(|| Box::new(Entry::new(&req, client, conn, &request_id)));
+        let mut matched = Matched { logged: log.is_some(), ..Matched::default() };
         let exchange = Exchange { started, method, request_id, log };
-        let mut matched = Matched::default();
         if req.body().as_ref().is_some_and(|body| !http_body::Body::is_end_stream(body)) {
             matched.bytes_in = Some(std::sync::Arc::default());
         }
@@ -191,7 +191,9 @@ impl Proxy {
             Box::pin(upstream::send(&group, &policy.upstream, req, std::mem::take(added), upgrade)).await?
         };
         let took = sent.elapsed();
-        matched.upstream = response.body().endpoint().cloned();
+        if matched.logged {
+            matched.upstream = response.body().endpoint().cloned();
+        }
         matched.upstream_time = Some(took);
         if let Some(route) = &matched.route {
             route.record_upstream_time(took);

@@ -34,7 +34,10 @@ pub struct Observe {
 pub struct Matched {
     /// The route owner's metric handles; `None` when no route matched.
     pub route: Option<Arc<RouteMetrics>>,
+    /// The endpoint that answered, for the access log: filled only when the request is logged.
     pub upstream: Option<Authority>,
+    /// This request is logged (sampled).
+    pub logged: bool,
     /// Request sent upstream → response header.
     pub upstream_time: Option<Duration>,
     /// The client address once trusted `X-Forwarded-For` is applied.
@@ -123,6 +126,14 @@ impl ObservedBody {
     /// The upstream's header lines still to be written as text (see `upstream::passed`).
     pub fn passed_headers(&mut self) -> Option<&mut PassedHeaders> {
         self.body.passed_headers()
+    }
+
+    /// The rest of the body appended to `out`, counted as sent, when it is all at hand (see
+    /// `ProxyBody::take_buffered_rest`).
+    pub fn take_buffered_rest(&mut self, out: &mut Vec<u8>, max: usize) -> Option<usize> {
+        let taken = self.body.take_buffered_rest(out, max)?;
+        self.sent += taken as u64;
+        Some(taken)
     }
 
     /// The `X-Request-ID` the server writes with the response's headers, if it has none.

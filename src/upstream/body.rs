@@ -251,6 +251,15 @@ impl UpstreamBody {
         }
     }
 
+    /// A plain body's rest when it is all buffered (`PlainBody::take_buffered_rest`); the
+    /// connection goes back to the pool as at any end.
+    pub fn take_buffered_rest(&mut self, out: &mut Vec<u8>, max: usize) -> Option<usize> {
+        let Source::Plain(body) = &mut self.body.inner else { return None };
+        let taken = body.take_buffered_rest(out, max)?;
+        self.release();
+        Some(taken)
+    }
+
     /// Back to the pool, once the whole body has been read.
     fn release(&mut self) {
         let Some(in_flight) = &self.in_flight else { return };

@@ -83,6 +83,19 @@ impl PlainBody {
         if self.done && keep && self.reuse { self.conn.take() } else { None }
     }
 
+    /// The rest of a body of known length, appended to `out`, when the buffer already holds
+    /// all of it and it is at most `max` bytes (a small answer arrives with its head): one
+    /// copy, no frame. Its length, or `None` (nothing taken) when it must be polled.
+    pub fn take_buffered_rest(&mut self, out: &mut Vec<u8>, max: usize) -> Option<usize> {
+        let (Framing::Length(left), Some(conn)) = (&mut self.framing, self.conn.as_mut()) else { return None };
+        let n = usize::try_from(*left).ok().filter(|&n| n > 0 && n <= conn.buf.len().min(max) && !self.done)?;
+        out.extend_from_slice(conn.buf.get(..n)?);
+        conn.buf.advance(n);
+        *left = 0;
+        self.done = true;
+        Some(n)
+    }
+
     /// The next frame, or `None` at the end. A frame comes from what the buffer holds when it
     /// holds something for the body; the socket is read only when it does not.
     fn next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, PlainError>>> {

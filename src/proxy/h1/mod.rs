@@ -239,6 +239,16 @@ async fn send_body<S: AsyncRead + AsyncWrite + ReadHint + Unpin>(
         Framing::Length(n) => n,
         Framing::None | Framing::Chunked => 0,
     };
+    // A small answer usually came whole with its head: copied behind it, without frames.
+    if let Framing::Length(_) = framing
+        && let Some(taken) = body.take_buffered_rest(out, OUT_LIMIT.saturating_sub(out.len()))
+    {
+        let taken = taken as u64;
+        if taken > left {
+            return Err(Cut); // more than the head announced
+        }
+        left -= taken;
+    }
     let mut watching = buf.is_empty();
     loop {
         let step = poll_fn(|cx| {
