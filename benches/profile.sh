@@ -8,7 +8,8 @@
 #
 # Knobs (environment): TLS=1 (HTTPS keep-alive instead of HTTP), SECS (load seconds; default
 # 10 for callgrind, 8 for perf), CONNS (default 8), PORT_BASE (default 18100), SKIP_BUILD=1,
-# OUT (directory for the raw profiles; default a temporary one, removed on exit).
+# OUT (directory for the raw profiles; default a temporary one, removed on exit), BUS=1 (callgrind
+# also counts locked, i.e. atomic, instructions: each costs tens of cycles, yet one instruction).
 # Needs nginx, wrk, valgrind or perf (installed from Debian packages when missing).
 set -euo pipefail
 
@@ -41,7 +42,9 @@ args=(run --manifests "$WORK/lt" --worker-threads 1 --access-log false --default
     --http-addr "127.0.0.1:$LT_HTTP" --https-addr "127.0.0.1:$LT_HTTPS" --admin-addr "127.0.0.1:$LT_ADMIN")
 if [[ $MODE == callgrind ]]; then
     # Collection starts at zero after the warm-up (callgrind_control -z) and is dumped after the load.
-    taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
+    bus=()
+    [[ ${BUS:-0} == 1 ]] && bus=(--collect-bus=yes)
+    taskset -c 1 valgrind --tool=callgrind "${bus[@]}" --callgrind-out-file="$OUT/callgrind.out.%p" \
         "$LINTEL" "${args[@]}" >"$WORK/lintel.log" 2>&1 &
 else
     taskset -c 1 "$LINTEL" "${args[@]}" >"$WORK/lintel.log" 2>&1 &
@@ -74,6 +77,11 @@ if [[ $MODE == callgrind ]]; then
     total=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
     log "requests: $requests; instructions: $total"
     awk -v t="$total" -v r="$requests" 'BEGIN {printf "instructions per request: %.0f\n", t / r}'
+    if [[ ${BUS:-0} == 1 ]]; then
+        atomics=$(callgrind_annotate --show=Ge "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
+        awk -v t="$atomics" -v r="$requests" 'BEGIN {printf "atomic instructions per request: %.1f\n", t / r}'
+        callgrind_annotate --show=Ge --sort=Ge --inclusive=no "$file" 2>/dev/null | sed -n '/^Ge/,$p' | head -30
+    fi
     callgrind_annotate --inclusive=no "$file" 2>/dev/null | sed -n '/^Ir/,$p' | head -45
 else
     perf record -q -F 2000 -g -p "$LT_PID" -o "$OUT/perf.data" -- sleep "$SECS" 2>/dev/null &

@@ -82,6 +82,7 @@ pub async fn serve_with(
     let counted = proxy.metrics().listener(scheme);
     let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
     let settings = Arc::new(settings);
+    let closing = Arc::new(h1::Closing::default());
     loop {
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => match slot {
@@ -105,14 +106,15 @@ pub async fn serve_with(
         let open = counted.accepted();
         let watcher = graceful.watcher();
         let (proxy, builder, settings, tls) = (proxy.clone(), builder.clone(), settings.clone(), tls.clone());
-        let shutdown = shutdown.clone();
+        let closing = closing.clone();
         tokio::spawn(async move {
             let (_slot, _open) = (slot, open);
-            let listener = Listener { scheme, builder: &builder, settings: &settings, shutdown: &shutdown };
+            let listener = Listener { scheme, builder: &builder, settings: &settings, closing: &closing };
             serve_connection(stream, peer, proxy, tls, listener, watcher).await;
         });
     }
     drop(listener);
+    closing.start();
     let tunnels = proxy.tunnels().clone();
     let drained = async move {
         graceful.shutdown().await;
@@ -128,7 +130,7 @@ struct Listener<'a> {
     scheme: &'static str,
     builder: &'a auto::Builder<TokioExecutor>,
     settings: &'a ListenerSettings,
-    shutdown: &'a CancellationToken,
+    closing: &'a h1::Closing,
 }
 
 async fn serve_connection(
@@ -201,7 +203,7 @@ where
             header_timeout: settings.header_timeout,
             max_header_bytes: settings.max_header_bytes,
             max_headers: settings.max_headers,
-            shutdown: listener.shutdown,
+            closing: listener.closing,
         };
         match h1::serve(stream, conn).await {
             h1::Outcome::Closed => return Ok(()),

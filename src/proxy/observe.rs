@@ -74,11 +74,9 @@ impl Exchange {
         // The upstream's own `X-Request-ID` is kept, in the map or among its passed lines.
         let return_id = !parts.headers.contains_key(&X_REQUEST_ID)
             && !body.passed_headers().is_some_and(|passed| passed.has(X_REQUEST_ID.as_str()));
-        let record = match &matched.route {
-            Some(route) => route.clone(),
-            None => metrics.unrouted().clone(),
-        };
-        let done = Done { status: parts.status.as_u16(), exchange: self, matched, record, return_id };
+        // A routed request records under `matched.route`: one reference count less to move.
+        let unrouted = matched.route.is_none().then(|| metrics.unrouted().clone());
+        let done = Done { status: parts.status.as_u16(), exchange: self, matched, unrouted, return_id };
         Response::from_parts(parts, ObservedBody { body, sent: 0, done: Some(done) })
     }
 }
@@ -109,7 +107,8 @@ struct Done {
     status: u16,
     exchange: Exchange,
     matched: Matched,
-    record: Arc<RouteMetrics>,
+    /// Where an unrouted request records; a routed one records under `matched.route`.
+    unrouted: Option<Arc<RouteMetrics>>,
     /// The response has no `X-Request-ID` of its own: the server writes the request's.
     return_id: bool,
 }
@@ -190,7 +189,9 @@ impl Drop for ObservedBody {
             bytes_in: done.matched.bytes_in(),
             bytes_out: self.sent,
         };
-        done.record.record(&outcome);
+        if let Some(record) = done.matched.route.as_ref().or(done.unrouted.as_ref()) {
+            record.record(&outcome);
+        }
         if let Some(entry) = &done.exchange.log {
             entry.emit(&done.matched, &outcome);
         }

@@ -55,10 +55,12 @@ pub async fn send(
     deadline: tokio::time::Instant,
     idle: Duration,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
-    let mut endpoint = group.pick(policy.balance, None).ok_or_else(|| group.no_endpoint())?;
+    let mut next = group.pick(policy.balance, None).ok_or_else(|| group.no_endpoint())?;
     let (mut retried_connect, mut retried_stale) = (false, false);
     loop {
-        let in_flight = InFlight::new(endpoint.clone());
+        // The endpoint moves into its in-flight count (no second reference to take and drop).
+        let in_flight = InFlight::new(next);
+        let endpoint = in_flight.endpoint();
         let pooled = if retried_stale { None } else { endpoint.checkout_plain(now) };
         let (conn, pooled) = match pooled {
             Some(conn) => (conn, true),
@@ -66,9 +68,10 @@ pub async fn send(
                 Err(_) => return Err(UpstreamError::ResponseTimeout),
                 Ok(Ok(conn)) => (conn, false),
                 Ok(Err(err)) => {
+                    let other = super::send::connect_failed(group, policy, endpoint, !retried_connect);
                     drop(in_flight);
-                    if let Some(next) = super::send::connect_failed(group, policy, &endpoint, !retried_connect) {
-                        (endpoint, retried_connect, retried_stale) = (next, true, false);
+                    if let Some(other) = other {
+                        (next, retried_connect, retried_stale) = (other, true, false);
                         now = tokio::time::Instant::now();
                         continue;
                     }
@@ -83,7 +86,7 @@ pub async fn send(
             // The exchange, and with it its connection, is dropped.
             Err(PlainError::TimedOut) => return Err(UpstreamError::ResponseTimeout),
             Ok((response, seen)) => {
-                super::send::observe_status(&endpoint, response.status());
+                super::send::observe_status(endpoint, response.status());
                 if let Some(seconds) = seen.keep_alive_timeout {
                     endpoint.announce_keepalive(seconds);
                 }
@@ -92,7 +95,8 @@ pub async fn send(
                 return Ok(response.map(|body| UpstreamBody::plain(body, idle, in_flight, keep)));
             }
             Err(PlainError::ClosedEarly(_)) if pooled && !retried_stale => {
-                super::send::stale_retry(group, &endpoint);
+                super::send::stale_retry(group, endpoint);
+                next = endpoint.clone();
                 retried_stale = true;
                 now = tokio::time::Instant::now();
             }

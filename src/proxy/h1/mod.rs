@@ -16,6 +16,7 @@ mod head;
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,9 +25,10 @@ use http::Request;
 use http_body::{Body, Frame};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::{ClientBody, ClientSide, ConnInfo, ObservedBody, Prefixed, Proxy};
 use crate::kept_timer::KeptTimer;
@@ -49,7 +51,49 @@ pub struct Conn<'a> {
     pub header_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_headers: usize,
-    pub shutdown: &'a CancellationToken,
+    pub closing: &'a Closing,
+}
+
+/// Shutdown as the connections of a listener see it: a flag read without a lock (a
+/// `CancellationToken` takes a mutex to say whether it is cancelled, three times a request),
+/// and a wake-up for connections waiting for a request.
+#[derive(Debug, Default)]
+pub struct Closing {
+    started: AtomicBool,
+    notify: Notify,
+}
+
+impl Closing {
+    /// Idle connections close now, busy ones after their answer.
+    pub fn start(&self) {
+        self.started.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    fn started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+}
+
+/// A connection's wait for `Closing::start`: registered with the first wait for a request
+/// and left so (the connection's task does not change), then only the flag is read.
+struct CloseWatch<'p, 'n> {
+    notified: Pin<&'p mut Notified<'n>>,
+    registered: bool,
+}
+
+impl CloseWatch<'_, '_> {
+    /// Whether shutdown has started; otherwise the waker is registered for it.
+    fn started(&mut self, closing: &Closing, cx: &mut Context<'_>) -> bool {
+        if closing.started() {
+            return true;
+        }
+        if !self.registered {
+            self.registered = true;
+            return self.notified.as_mut().poll(cx).is_ready();
+        }
+        false
+    }
 }
 
 /// A client stream that can tell, without reading, that a read now would find nothing. The
@@ -111,12 +155,14 @@ where
     let mut buf = BytesMut::with_capacity(READ_SIZE);
     let mut out = Vec::with_capacity(READ_SIZE);
     let mut timer = KeptTimer::default();
-    let mut shutdown = pin!(conn.shutdown.cancelled());
+    // Made before the first check of the flag: it then sees a `start` that comes after.
+    let notified = pin!(conn.closing.notify.notified());
+    let mut watch = CloseWatch { notified, registered: false };
     loop {
-        if conn.shutdown.is_cancelled() {
+        if conn.closing.started() {
             break;
         }
-        let req = match read_head(&mut io, &mut buf, &conn, &mut timer, shutdown.as_mut()).await {
+        let req = match read_head(&mut io, &mut buf, &conn, &mut timer, &mut watch).await {
             Next::Request(req) => req,
             Next::Decline => return Outcome::HandOver(Prefixed::new(io, buf.freeze())),
             Next::Close => break,
@@ -138,7 +184,7 @@ where
         })
         .await;
         let Ok(response) = answered else { return Outcome::Closed };
-        let close = conn.shutdown.is_cancelled();
+        let close = conn.closing.started();
         let (parts, mut body) = response.into_parts();
         out.clear();
         let framing = encode::head(&mut out, &method, &parts, &mut body, close);
@@ -166,7 +212,7 @@ async fn read_head<S: AsyncRead + ReadHint + Unpin>(
     buf: &mut BytesMut,
     conn: &Conn<'_>,
     timer: &mut KeptTimer,
-    mut shutdown: Pin<&mut WaitForCancellationFuture<'_>>,
+    watch: &mut CloseWatch<'_, '_>,
 ) -> Next {
     let deadline = Instant::now() + conn.header_timeout;
     loop {
@@ -185,7 +231,7 @@ async fn read_head<S: AsyncRead + ReadHint + Unpin>(
             {
                 return Poll::Ready(read.is_ok_and(|n| n > 0));
             }
-            if buf.is_empty() && shutdown.as_mut().poll(cx).is_ready() {
+            if buf.is_empty() && watch.started(conn.closing, cx) {
                 return Poll::Ready(false);
             }
             if timer.passed(cx, deadline) { Poll::Ready(false) } else { Poll::Pending }
