@@ -336,10 +336,18 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
 fn run(args: &RunArgs, begun: Instant) -> anyhow::Result<ExitCode> {
     let config = args.config()?;
     init_logging(&config)?;
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = config.worker_threads {
-        runtime.worker_threads(n.max(1));
-    }
+    // One worker: tokio's single-threaded scheduler, on this thread. It does the same work
+    // with fewer atomic instructions (no run queue shared for stealing, no idle workers to
+    // wake), each tens of cycles however few instructions they count.
+    let mut runtime = match config.worker_threads {
+        Some(0 | 1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = runtime.enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async {
         // Listen for signals before anything can report ready.
