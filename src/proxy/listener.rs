@@ -218,7 +218,7 @@ where
         let info = info.clone();
         // hyper writes only the map: the upstream's passed lines go into it.
         async move {
-            let response = proxy.handle_conn(req.map(Some), client, &info).await;
+            let response = proxy.handle_conn(req.map(Some), client, &info, None).await;
             Ok::<_, Infallible>(crate::proxy::observe::headers_in_map(response))
         }
     });

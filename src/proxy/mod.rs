@@ -30,6 +30,7 @@ pub use forward::ClientSide;
 pub use observe::{Observe, ObservedBody};
 pub use prefixed::Prefixed;
 
+use crate::kept_timer::KeptTimer;
 use crate::live::SharedLive;
 use crate::metrics::{MethodClass, Metrics};
 use crate::ops::lifecycle::Tunnels;
@@ -80,16 +81,19 @@ impl Proxy {
     /// Answers one request of a connection whose listener did not describe it.
     pub async fn handle(&self, req: Request<Incoming>, client: ClientSide) -> Response<ObservedBody> {
         let conn = ConnInfo::new(SocketAddr::new(client.address, 0), client.scheme);
-        observe::headers_in_map(self.handle_conn(req.map(Some), client, &conn).await)
+        observe::headers_in_map(self.handle_conn(req.map(Some), client, &conn, None).await)
     }
 
     /// Answers one request; every failure becomes a short plain-text answer here. Each
     /// request gets an `X-Request-ID`, is counted in the metrics and (sampled) logged.
+    /// `timer`, the client connection's, times the upstream's answer (else the upstream
+    /// connection's own does).
     pub async fn handle_conn(
         &self,
         mut req: Request<ClientBody>,
         client: ClientSide,
         conn: &ConnInfo,
+        timer: Option<&mut KeptTimer>,
     ) -> Response<ObservedBody> {
         let started = Instant::now();
         let (request_id, generated) = request_id::ensure(req.headers_mut());
@@ -104,7 +108,7 @@ impl Proxy {
         if req.body().as_ref().is_some_and(|body| !http_body::Body::is_end_stream(body)) {
             matched.bytes_in = Some(std::sync::Arc::default());
         }
-        let response = match self.forward(req, client, &mut matched, &mut added).await {
+        let response = match self.forward(req, client, &mut matched, &mut added, timer).await {
             Ok(response) => response,
             Err(err) => {
                 match err.side() {
@@ -126,6 +130,7 @@ impl Proxy {
         client: ClientSide,
         matched: &mut Matched,
         added: &mut upstream::AddedHeaders,
+        timer: Option<&mut KeptTimer>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let host = request::check(&req)?;
         let path = normalize::normalize_path(req.uri().path())?;
@@ -178,7 +183,7 @@ impl Proxy {
         // tokio's clock: the plain exchange takes its deadline and pool check from it.
         let sent = tokio::time::Instant::now();
         let response = if upstream::goes_plain(req.method(), has_body, upgrade) {
-            let response = upstream::send_plain(&group, &policy.upstream, &req, added, sent).await?;
+            let response = upstream::send_plain(&group, &policy.upstream, &req, added, sent, timer).await?;
             crate::header_maps::give(std::mem::take(req.headers_mut()));
             response
         } else {

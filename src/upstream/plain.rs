@@ -9,7 +9,7 @@
 //! goes through hyper.
 
 use std::io;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -46,7 +46,8 @@ pub fn suits(method: &Method, has_body: bool, upgrade: bool) -> bool {
 /// Sends a plain exchange to an endpoint of `group`, with the rules of `send::send`: a failed
 /// connect is retried once on another endpoint; a pooled connection that turns out closed
 /// before any answer is retried once on a fresh connection (`GET` and `HEAD` are idempotent).
-/// `now` is when it goes out (the pool's idle check), `deadline` when the answer is late.
+/// `now` is when it goes out (the pool's idle check), `deadline` when the answer is late;
+/// `timer` times it (else the connection's own timer).
 pub async fn send(
     group: &Group,
     policy: &UpstreamPolicy,
@@ -54,6 +55,7 @@ pub async fn send(
     mut now: tokio::time::Instant,
     deadline: tokio::time::Instant,
     idle: Duration,
+    mut timer: Option<&mut KeptTimer>,
 ) -> Result<Response<UpstreamBody>, UpstreamError> {
     let mut next = group.pick(policy.balance, None).ok_or_else(|| group.no_endpoint())?;
     let (mut retried_connect, mut retried_stale) = (false, false);
@@ -82,7 +84,7 @@ pub async fn send(
         if pooled {
             endpoint.note_reuse();
         }
-        match conn.exchange(req, deadline).await {
+        match conn.exchange(req, deadline, timer.as_deref_mut()).await {
             // The exchange, and with it its connection, is dropped.
             Err(PlainError::TimedOut) => return Err(UpstreamError::ResponseTimeout),
             Ok((response, seen)) => {
@@ -184,20 +186,15 @@ impl PlainConn {
 
     /// Whether an idle connection can carry a request: nothing arrived while it was idle
     /// (an end of stream, or bytes nobody asked for). No system call unless the socket has
-    /// shown readable since its last read: tokio clears that once a read comes back short.
+    /// shown readable since its last read (tokio clears that once a read comes back short),
+    /// and no waker registered: `try_read` answers `WouldBlock` from the readiness alone,
+    /// where polling for readiness took the socket's waiter lock.
     pub fn is_usable(&mut self) -> bool {
         if !self.buf.is_empty() {
             return false;
         }
-        let mut cx = Context::from_waker(Waker::noop());
-        match self.io.poll_read_ready(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(Err(_)) => false,
-            Poll::Ready(Ok(())) => {
-                let mut probe = [0u8; 1];
-                matches!(self.io.try_read(&mut probe), Err(err) if err.kind() == io::ErrorKind::WouldBlock)
-            }
-        }
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(err) if err.kind() == io::ErrorKind::WouldBlock)
     }
 
     /// Sends the request and reads the response head by `deadline`; the body is read by
@@ -206,6 +203,7 @@ impl PlainConn {
         mut self: Box<Self>,
         req: PlainRequest<'_>,
         deadline: Instant,
+        mut timer: Option<&mut KeptTimer>,
     ) -> Result<(Response<PlainBody>, Seen), PlainError> {
         self.out.clear();
         write_head(&mut self.out, &req);
@@ -214,7 +212,9 @@ impl PlainConn {
             let wrote = std::future::poll_fn(|cx| {
                 match std::pin::Pin::new(&mut self.io).poll_write(cx, &self.out[written..]) {
                     Poll::Ready(wrote) => Poll::Ready(Some(wrote)),
-                    Poll::Pending if self.timer.passed(cx, deadline) => Poll::Ready(None),
+                    Poll::Pending if timer.as_deref_mut().unwrap_or(&mut self.timer).passed(cx, deadline) => {
+                        Poll::Ready(None)
+                    }
                     Poll::Pending => Poll::Pending,
                 }
             })
@@ -248,7 +248,9 @@ impl PlainConn {
             }
             let read = std::future::poll_fn(|cx| match self.poll_read(cx) {
                 Poll::Ready(read) => Poll::Ready(Some(read)),
-                Poll::Pending if self.timer.passed(cx, deadline) => Poll::Ready(None),
+                Poll::Pending if timer.as_deref_mut().unwrap_or(&mut self.timer).passed(cx, deadline) => {
+                    Poll::Ready(None)
+                }
                 Poll::Pending => Poll::Pending,
             })
             .await

@@ -28,6 +28,7 @@ use super::error::{BodyError, ConnectError, UpstreamError};
 use super::plain::{self, PlainRequest};
 use super::policy::UpstreamPolicy;
 use super::{Group, upgrade};
+use crate::kept_timer::KeptTimer;
 use crate::proxy::RequestBody;
 
 /// How long a retry waits for the body of a failed attempt to come back from the
@@ -53,12 +54,13 @@ pub fn send_plain<'a, B>(
     req: &'a Request<B>,
     added: &'a AddedHeaders,
     now: Instant,
+    timer: Option<&'a mut KeptTimer>,
 ) -> impl Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + 'a {
     let settings = group.settings();
     let response_timeout = policy.response_timeout.unwrap_or(settings.response_timeout);
     let idle = policy.idle_timeout.unwrap_or(settings.idle_timeout);
     let head = PlainRequest { method: req.method(), uri: req.uri(), headers: req.headers(), added };
-    plain::send(group, policy, head, now, now + response_timeout, idle)
+    plain::send(group, policy, head, now, now + response_timeout, idle, timer)
 }
 
 /// Sends `req` (origin-form URI, `Host` set, headers already rewritten) with `added` after

@@ -155,6 +155,10 @@ where
     let mut buf = BytesMut::with_capacity(READ_SIZE);
     let mut out = Vec::with_capacity(READ_SIZE);
     let mut timer = KeptTimer::default();
+    // The deadline of each request's upstream answer: a timer polled by this task only, so
+    // it stays armed from one request to the next (a pooled connection's own timer is polled
+    // by whichever client used it last, and re-registered).
+    let mut upstream_timer = KeptTimer::default();
     // Made before the first check of the flag: it then sees a `start` that comes after.
     let notified = pin!(conn.closing.notify.notified());
     let mut watch = CloseWatch { notified, registered: false };
@@ -171,7 +175,7 @@ where
         // The proxy's answer, unless the client goes away first. Polled here rather than in
         // a function of its own: that future (the proxy's, about 3 kB) would be moved once
         // more per request.
-        let mut handled = pin!(conn.proxy.handle_conn(req, conn.client, conn.info));
+        let mut handled = pin!(conn.proxy.handle_conn(req, conn.client, conn.info, Some(&mut upstream_timer)));
         let mut watching = buf.is_empty();
         let answered = poll_fn(|cx| {
             if let Poll::Ready(response) = handled.as_mut().poll(cx) {
