@@ -35,9 +35,7 @@ impl ProxyBody {
             Self::Full(_) => None,
         }
     }
-}
 
-impl ProxyBody {
     /// The rest of the body appended to `out` when it is all at hand and at most `max`
     /// bytes, without a frame; its length, or `None` when it must be polled.
     pub fn take_buffered_rest(&mut self, out: &mut Vec<u8>, max: usize) -> Option<usize> {

@@ -5,8 +5,8 @@
 //! request crosses two channels and two task wake-ups, and the head is copied for a possible
 //! retry. Here the head is written from the headers as they are (a retry writes them again),
 //! the response head is parsed in place (`response_head`) and its lines kept as text for
-//! the client (`passed`), and the body is read from the socket by whoever polls it. Everything else (bodies, upgrades) still
-//! goes through hyper.
+//! the client (`passed`), and the body is read from the socket by whoever polls it.
+//! Everything else (bodies, upgrades) still goes through hyper.
 
 use std::io;
 use std::task::{Context, Poll};

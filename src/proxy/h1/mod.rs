@@ -78,14 +78,15 @@ impl Closing {
 /// A connection's wait for `Closing::start`: registered with the first wait for a request
 /// and left so (the connection's task does not change), then only the flag is read.
 struct CloseWatch<'p, 'n> {
+    closing: &'n Closing,
     notified: Pin<&'p mut Notified<'n>>,
     registered: bool,
 }
 
 impl CloseWatch<'_, '_> {
     /// Whether shutdown has started; otherwise the waker is registered for it.
-    fn started(&mut self, closing: &Closing, cx: &mut Context<'_>) -> bool {
-        if closing.started() {
+    fn started(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.closing.started() {
             return true;
         }
         if !self.registered {
@@ -161,7 +162,7 @@ where
     let mut upstream_timer = KeptTimer::default();
     // Made before the first check of the flag: it then sees a `start` that comes after.
     let notified = pin!(conn.closing.notify.notified());
-    let mut watch = CloseWatch { notified, registered: false };
+    let mut watch = CloseWatch { closing: conn.closing, notified, registered: false };
     loop {
         if conn.closing.started() {
             break;
@@ -235,7 +236,7 @@ async fn read_head<S: AsyncRead + ReadHint + Unpin>(
             {
                 return Poll::Ready(read.is_ok_and(|n| n > 0));
             }
-            if buf.is_empty() && watch.started(conn.closing, cx) {
+            if buf.is_empty() && watch.started(cx) {
                 return Poll::Ready(false);
             }
             if timer.passed(cx, deadline) { Poll::Ready(false) } else { Poll::Pending }
